@@ -1,0 +1,183 @@
+"""Canonical projections of a table, computed independently on each side.
+
+* Source side (Python): straight from the decoded Mongo document, through each column's
+  ``canon_source`` (never through the transform).
+* Target side (SQL): from the loaded rows, through each column's ``canon_sql``; references
+  are rendered by joining the referenced table and reading its ``legacy_object_id``.
+
+A row's canonical text is its hashed columns' canonical texts joined by ``|``. A range's
+checksum is (row count, sum of the first 60 bits of each row text's md5): order-independent,
+so Mongo's ``_id`` order and PostgreSQL's heap order never matter, and cheap to compute for
+any ``_id`` range on both sides (which is what the bisection diff needs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from migration_assets.kinds import LegacyId, Ref, legacy_hex
+from migration_assets.spec import MISSING, Column, LoaderSpec, TableSpec, resolve_source
+
+
+def hash60(text: str) -> int:
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:15], 16)
+
+
+@dataclass
+class Digest:
+    """Row count and hash sum of a set of rows; equal digests mean equal row multisets."""
+
+    count: int = 0
+    total: int = 0
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        self.total += hash60(text)
+
+    def merge(self, other: Digest) -> None:
+        self.count += other.count
+        self.total += other.total
+
+    @property
+    def hexdigest(self) -> str:
+        return f"{self.count}:{self.total % (1 << 64):016x}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Digest) and (self.count, self.total) == (other.count, other.total)
+
+
+# --- identity of a row inside its document ---------------------------------------------
+
+def identity_columns(table: TableSpec) -> tuple[str, ...]:
+    """Columns naming a row: legacy id for documents, parent + key for child rows."""
+    if table.is_root:
+        return ("legacy_object_id",)
+    names = [n for n in table.key if n != "id"]
+    if "id" in table.key and table.has_legacy_id:
+        names.append("legacy_object_id")
+    return tuple(names)
+
+
+# --- source side -----------------------------------------------------------------------
+
+@dataclass
+class SourceRow:
+    root_key: str
+    identity: str
+    values: list[str]
+
+    @property
+    def text(self) -> str:
+        return "|".join(self.values)
+
+
+def _canon(column: Column, raw: Any) -> str:
+    return column.kind.canon_source(None if raw is MISSING else raw)
+
+
+def source_rows(loader: LoaderSpec, table: TableSpec, doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Iterator[SourceRow]:
+    root_key = legacy_hex(doc["_id"])
+    cols = table.hashed_columns
+    id_cols = [table.column(n) for n in identity_columns(table)]
+    for source, index in table.rows.sources(doc):
+        if table.rows.mode == "array" and not isinstance(source, Mapping) and not any(c.path == "$element" for c in table.columns):
+            continue
+        values = [_canon(c, resolve_source(c, source, doc, index, ctx)) for c in cols]
+        ident = "/".join(_canon(c, resolve_source(c, source, doc, index, ctx)) for c in id_cols)
+        yield SourceRow(root_key, ident, values)
+
+
+# --- target side (SQL) -----------------------------------------------------------------
+
+@dataclass
+class TableSQL:
+    table: TableSpec
+    from_sql: str
+    key_expr: str
+    identity_expr: str
+    column_exprs: list[str] = field(default_factory=list)
+
+    @property
+    def row_text(self) -> str:
+        return "concat_ws('|', " + ", ".join(self.column_exprs) + ")"
+
+    def where(self, lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+        parts, params = [], []
+        if lo is not None:
+            parts.append(f"{self.key_expr} >= %s")
+            params.append(lo)
+        if hi is not None:
+            parts.append(f"{self.key_expr} < %s")
+            params.append(hi)
+        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+    def digest_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
+        where, params = self.where(lo, hi)
+        sql = (
+            f"SELECT count(*), coalesce(sum(migration.hash60({self.row_text})), 0) "
+            f"FROM {self.from_sql}{where}"
+        )
+        return sql, params
+
+    def bucket_query(self, bounds: list[str]) -> tuple[str, list[Any]]:
+        """Digest per range in one scan: bucket i holds keys in [bounds[i-1], bounds[i])."""
+        sql = (
+            f"SELECT width_bucket_text, count(*), coalesce(sum(h), 0) FROM ("
+            f"  SELECT (SELECT count(*) FROM unnest(%s::text[]) b WHERE b <= {self.key_expr}) AS width_bucket_text,"
+            f"         migration.hash60({self.row_text}) AS h FROM {self.from_sql}) s "
+            f"GROUP BY 1"
+        )
+        return sql, [bounds]
+
+    def rows_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
+        where, params = self.where(lo, hi)
+        cols = ", ".join(self.column_exprs)
+        sql = (
+            f"SELECT {self.key_expr}, {self.identity_expr}, ARRAY[{cols}]::text[] "
+            f"FROM {self.from_sql}{where}"
+        )
+        return sql, params
+
+
+def table_sql(table: TableSpec) -> TableSQL:
+    """SQL rendering of ``table``'s canonical projection."""
+    joins: list[str] = []
+    alias_for: dict[str, str] = {}
+
+    def expr(column: Column) -> str:
+        if isinstance(column.kind, Ref) and column.ref_table:
+            if column.name not in alias_for:
+                alias = f"j{len(alias_for)}"
+                alias_for[column.name] = alias
+                joins.append(f" LEFT JOIN public.{column.ref_table} {alias} ON {alias}.id = t.{column.name}")
+            return column.kind.canon_sql(f"{alias_for[column.name]}.legacy_object_id")
+        return column.kind.canon_sql(f"t.{column.name}")
+
+    column_exprs = [expr(c) for c in table.hashed_columns]
+    identity_exprs = [expr(table.column(n)) for n in identity_columns(table)]
+    if table.is_root:
+        key_expr = "t.legacy_object_id"
+    else:
+        expr(table.column(table.parent_column))  # make sure the parent is joined
+        key_expr = f"{alias_for[table.parent_column]}.legacy_object_id"
+    from_sql = f"public.{table.table} t" + "".join(joins)
+    identity_expr = "concat_ws('/', " + ", ".join(identity_exprs) + ")"
+    return TableSQL(table, from_sql, key_expr, identity_expr, column_exprs)
+
+
+def hashed_column_names(table: TableSpec) -> list[str]:
+    return [c.name for c in table.hashed_columns]
+
+
+def is_legacy(column: Column) -> bool:
+    return isinstance(column.kind, LegacyId)
+
+
+def digest_of(texts: Iterable[str]) -> Digest:
+    d = Digest()
+    for t in texts:
+        d.add(t)
+    return d

@@ -1,0 +1,165 @@
+"""The asset factory: one multi-asset per loader (one Mongo collection -> its tables), one
+asset per deferred remap, and one external asset per Mongo collection."""
+
+
+import time
+
+import dagster as dg
+
+from migration_assets.canonical import table_sql
+from migration_assets.contract import describe_collection
+from migration_assets.factory.keys import collection_key, column_key, table_key
+from migration_assets.factory.metadata import column_lineage, markdown_table, static_table_metadata
+from migration_assets.load import LoadOptions, LoadReport, run_loader
+from migration_assets.remap import apply_remap
+from migration_assets.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.spec import DeferredRemap, LoaderSpec
+
+
+class LoadConfig(dg.Config):
+    """Run configuration of a table load (the launchpad shows these)."""
+
+    batch_size: int = 2000
+    resume: bool = True
+    dry_run: bool = False
+
+
+class ProgressLog:
+    """Logs rows done of total, rate and ETA to the run log, at most every ``interval`` s."""
+
+    def __init__(self, log, name: str, interval: float = 5.0):
+        self.log, self.name, self.interval = log, name, interval
+        self.last = time.monotonic()
+
+    def __call__(self, report: LoadReport, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        rate = report.docs_per_second
+        if total:
+            left = max(0, total - report.docs_read)
+            eta = f", ETA {left / rate:.0f}s" if rate else ""
+            pct = 100.0 * report.docs_read / total
+            self.log.info(f"{self.name}: {report.docs_read}/{total} documents ({pct:.1f}%), {rate:.0f} docs/s{eta}")
+        else:
+            self.log.info(f"{self.name}: {report.docs_read} documents, {rate:.0f} docs/s")
+
+
+def source_collection_asset(loader: LoaderSpec) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=collection_key(loader.collection),
+        group_name=loader.domain,
+        kinds={"mongodb"},
+        description=f"Mongo collection `{loader.collection}` (the source).\n\n{describe_collection(loader)}",
+        metadata={"source_contract": dg.MetadataValue.md(describe_collection(loader))},
+        tags={"domain": loader.domain, "layer": "source"},
+    )
+
+
+def loader_specs(loader: LoaderSpec) -> list[dg.AssetSpec]:
+    specs = []
+    for t in loader.tables:
+        deps = [collection_key(loader.collection)]
+        deps += [table_key(p) for p in sorted(t.fk_parents(include_deferred=False)) if p != t.table]
+        specs.append(dg.AssetSpec(
+            key=table_key(t.table),
+            group_name=loader.domain,
+            kinds={"mongodb", "postgres"},
+            deps=deps,
+            description=t.description or f"{t.table} from {loader.collection}",
+            metadata=static_table_metadata(loader, t),
+            tags={"domain": loader.domain},
+            skippable=True,  # a dry run reports observations and materializes nothing
+        ))
+    return specs
+
+
+def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: str):
+    """Per-table MaterializeResults with counts, rates, timings and the target checksum."""
+    for t in loader.tables:
+        sql, params = table_sql(t).digest_query()
+        count, total = conn.execute(sql, params).fetchone()
+        rows = report.rows.get(t.table, 0)
+        meta = {
+            "dagster/row_count": int(count),
+            "dagster/table_name": f"{database}.public.{t.table}",
+            "dagster/column_schema": static_table_metadata(loader, t)["dagster/column_schema"],
+            "dagster/column_lineage": column_lineage(loader, t),
+            "rows_loaded": rows,
+            "rows_inserted_or_changed": report.rows_changed.get(t.table, 0),
+            "documents_read": report.docs_read,
+            "documents_quarantined": report.docs_quarantined,
+            "duration_s": round(report.seconds, 3),
+            "rows_per_second": round(rows / report.seconds, 1) if report.seconds else 0.0,
+            "pg_checksum": f"{int(count)}:{int(total) % (1 << 64):016x}",
+            "load_path": "COPY into empty tables" if report.fast_path else "COPY to staging + upsert",
+            "resumed_from": report.resumed_from or "-",
+        }
+        if t.is_root:
+            meta["timings_s"] = {k: round(v, 3) for k, v in report.timings.items()}
+            if report.quarantine_sample:
+                meta["quarantine_sample"] = dg.MetadataValue.md(markdown_table(
+                    ["_id", "code", "reason"], [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]))
+            meta["quarantine_reasons"] = dict(report.quarantine_reasons) or {"none": 0}
+        yield t, meta
+
+
+def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name=f"load_{loader.name}",
+        specs=loader_specs(loader),
+        description=f"Loads Mongo `{loader.collection}` into {', '.join(loader.table_names)}.",
+        pool=f"table_{loader.name}",
+    )
+    def _load(context: dg.AssetExecutionContext, config: LoadConfig, mongo: MongoSourceResource,
+              postgres: PostgresTargetResource):
+        options = LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
+                              run_id=context.run_id)
+        with mongo.session() as source, postgres.connect(f"load_{loader.name}") as conn:
+            total = source.count(loader.collection)
+            context.log.info(f"{loader.name}: {total} documents in {source.describe()} -> {postgres.redacted_url}")
+            report = run_loader(loader, source, conn, options, ProgressLog(context.log, loader.name), total)
+            context.log.info(
+                f"{loader.name}: {report.docs_read} read, {report.docs_loaded} loaded, "
+                f"{report.docs_quarantined} quarantined in {report.seconds:.2f}s"
+            )
+            for t, meta in materialize_results(loader, report, conn, postgres.database_name):
+                if config.dry_run:
+                    meta = {k: v for k, v in meta.items() if not k.startswith("dagster/")}
+                    context.log_event(dg.AssetObservation(asset_key=table_key(t.table), metadata={"dry_run": True, **meta}))
+                else:
+                    yield dg.MaterializeResult(asset_key=table_key(t.table), metadata=meta)
+
+    return _load
+
+
+def build_remap_asset(loader: LoaderSpec, remap: DeferredRemap) -> dg.AssetsDefinition:
+    column = loader.table(remap.table).column(remap.column)
+
+    @dg.asset(
+        key=column_key(remap.table, remap.column),
+        group_name=loader.domain,
+        kinds={"postgres"},
+        deps=[table_key(remap.table), table_key(column.ref_table)],
+        description=remap.description,
+        tags={"domain": loader.domain},
+        pool=f"table_{loader.name}",
+    )
+    def _remap(context: dg.AssetExecutionContext, mongo: MongoSourceResource,
+               postgres: PostgresTargetResource) -> dg.MaterializeResult:
+        with mongo.session() as source, postgres.connect(remap.name) as conn:
+            result = apply_remap(loader, remap, source, conn, run_id=context.run_id)
+        meta = {
+            "dagster/row_count": result.rows_set,
+            "rows_updated": result.updated,
+            "references_pending": result.pending,
+            "references_refused": len(result.refused),
+            "duration_s": round(result.seconds, 3),
+        }
+        if result.refused:
+            meta["refused_sample"] = dg.MetadataValue.md(markdown_table(
+                ["purchase request", "selected offer", "reason"], result.refused[:20]))
+        return dg.MaterializeResult(metadata=meta)
+
+    return _remap

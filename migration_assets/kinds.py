@@ -1,0 +1,504 @@
+"""Column kinds: how one BSON value becomes one PostgreSQL value, and how both sides of the
+migration render that value canonically for checksums.
+
+Each kind has three independent faces:
+
+* ``coerce(value)``: BSON value -> Python value for COPY, or raises :class:`Reject`.
+* ``canon_source(value)``: the canonical text of the *source* value, computed straight from
+  the BSON value (not from ``coerce``), so a coercion bug shows up as a checksum mismatch.
+* ``canon_sql(expr)``: SQL producing the same canonical text from the loaded column.
+
+Canonical texts: ``z`` is NULL; strings are length-prefixed (``s5:hello``) so no separator
+can be forged; numbers are ``n`` + the plain decimal without trailing zeros; timestamps are
+``d`` + epoch milliseconds; references are ``r`` + the referenced document's legacy id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bson import Decimal128, ObjectId
+from bson.datetime_ms import DatetimeMS
+from bson.int64 import Int64
+
+NULL = "z"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MS = dt.timedelta(milliseconds=1)
+
+
+class Reject(Exception):
+    """A source value that cannot be mapped; the document goes to quarantine."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Decimal128):
+        return "decimal128"
+    if isinstance(value, ObjectId):
+        return "objectId"
+    if isinstance(value, (dt.datetime, DatetimeMS)):
+        return "date"
+    return type(value).__name__
+
+
+def canon_str(s: str) -> str:
+    return f"s{len(s)}:{s}"
+
+
+def canon_decimal(d: Decimal) -> str:
+    if d == 0:
+        return "n0"
+    return "n" + format(d.normalize(), "f")
+
+
+def canon_number(value: Any) -> str:
+    """Canonical text of any BSON number (int, Int64, double, Decimal128)."""
+    if isinstance(value, Decimal128):
+        return canon_decimal(value.to_decimal())
+    if isinstance(value, float):
+        return canon_decimal(Decimal(repr(value)))
+    return "n" + str(int(value))
+
+
+def _sql_str(expr: str) -> str:
+    return f"coalesce('s' || length({expr}) || ':' || {expr}, '{NULL}')"
+
+
+def _check_text(value: str, what: str = "string") -> str:
+    if "\x00" in value:
+        raise Reject("nul_byte", f"{what} contains a NUL byte, which PostgreSQL text cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Reject("invalid_unicode", f"{what} contains a lone surrogate (not valid UTF-8)") from None
+    return value
+
+
+class Kind:
+    """Base class; subclasses set ``name`` and ``pg_types`` (accepted catalog type names)."""
+
+    name = "kind"
+    pg_types: tuple[str, ...] = ()
+    bson_types: tuple[str, ...] = ()
+
+    def coerce(self, value: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def canon_source(self, value: Any) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def canon_sql(self, expr: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    name = "text"
+    pg_types = ("text",)
+    bson_types = ("string",)
+
+    def coerce(self, value):
+        if not isinstance(value, str):
+            raise Reject("wrong_type", f"expected a string, got {type_name(value)}")
+        return _check_text(value)
+
+    def canon_source(self, value):
+        return NULL if value is None else canon_str(value)
+
+    def canon_sql(self, expr):
+        return _sql_str(expr)
+
+
+@dataclass(frozen=True)
+class Enum(Text):
+    """A string restricted to the values of a PostgreSQL enum type."""
+
+    pg_type: str = ""
+    values: tuple[str, ...] = ()
+    name = "enum"
+    bson_types = ("string",)
+
+    @property
+    def pg_types(self):  # type: ignore[override]
+        return (self.pg_type,)
+
+    def coerce(self, value):
+        value = super().coerce(value)
+        if value not in self.values:
+            raise Reject("unknown_enum", f"{value!r} is not a {self.pg_type} value {list(self.values)}")
+        return value
+
+    def canon_sql(self, expr):
+        return _sql_str(f"{expr}::text")
+
+    def describe(self):
+        return f"enum {self.pg_type}"
+
+
+_INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    pg_type: str = "integer"
+    name = "int"
+    bson_types = ("int", "long", "double (integral)")
+
+    @property
+    def pg_types(self):  # type: ignore[override]
+        return (self.pg_type,)
+
+    def coerce(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal128)):
+            raise Reject("wrong_type", f"expected a number, got {type_name(value)}")
+        if isinstance(value, Decimal128):
+            value = value.to_decimal()
+            if not value.is_finite() or value != value.to_integral_value():
+                raise Reject("not_integral", f"{value} is not an integer")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise Reject("non_finite_number", f"{value} is not a finite number")
+            if not value.is_integer():
+                raise Reject("not_integral", f"{value!r} is not an integer")
+        result = int(value)
+        bound = _INT_RANGES[self.pg_type]
+        if not -bound <= result < bound:
+            raise Reject("out_of_range", f"{result} does not fit {self.pg_type}")
+        return result
+
+    def canon_source(self, value):
+        return NULL if value is None else canon_number(value)
+
+    def canon_sql(self, expr):
+        return f"coalesce('n' || {expr}::text, '{NULL}')"
+
+    def describe(self):
+        return self.pg_type
+
+
+@dataclass(frozen=True)
+class Numeric(Kind):
+    """Exact decimal money. Values that PostgreSQL would round are rejected, not rounded."""
+
+    precision: int = 38
+    scale: int = 18
+    name = "numeric"
+    pg_types = ("numeric",)
+    bson_types = ("decimal", "int", "long", "double")
+
+    def coerce(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal128, Int64)):
+            raise Reject("wrong_type", f"expected a number, got {type_name(value)}")
+        if isinstance(value, Decimal128):
+            d = value.to_decimal()
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise Reject("non_finite_number", f"{value} is not a finite number")
+            d = Decimal(repr(value))
+        else:
+            d = Decimal(int(value))
+        if not d.is_finite():
+            raise Reject("non_finite_number", f"{d} is not a finite number")
+        sign, digits, exponent = d.normalize().as_tuple()
+        frac = max(0, -exponent)
+        whole = max(0, len(digits) + exponent)
+        if frac > self.scale or whole > self.precision - self.scale:
+            raise Reject(
+                "precision_loss",
+                f"{d} does not fit numeric({self.precision},{self.scale}) without rounding",
+            )
+        return d
+
+    def canon_source(self, value):
+        return NULL if value is None else canon_number(value)
+
+    def canon_sql(self, expr):
+        return f"coalesce('n' || trim_scale({expr})::text, '{NULL}')"
+
+    def describe(self):
+        return f"numeric({self.precision},{self.scale})"
+
+
+@dataclass(frozen=True)
+class Bool(Kind):
+    name = "bool"
+    pg_types = ("boolean",)
+    bson_types = ("bool",)
+
+    def coerce(self, value):
+        if not isinstance(value, bool):
+            raise Reject("wrong_type", f"expected a boolean, got {type_name(value)}")
+        return value
+
+    def canon_source(self, value):
+        return NULL if value is None else ("t" if value else "f")
+
+    def canon_sql(self, expr):
+        return f"coalesce(CASE WHEN {expr} THEN 't' ELSE 'f' END, '{NULL}')"
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    return (value - EPOCH) // _MS
+
+
+@dataclass(frozen=True)
+class Timestamp(Kind):
+    name = "timestamp"
+    pg_types = ("timestamp with time zone",)
+    bson_types = ("date",)
+
+    def coerce(self, value):
+        if isinstance(value, DatetimeMS):
+            raise Reject("date_out_of_range", f"date {value!r} is outside years 1..9999")
+        if not isinstance(value, dt.datetime):
+            raise Reject("wrong_type", f"expected a date, got {type_name(value)}")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+    def canon_source(self, value):
+        if value is None:
+            return NULL
+        if isinstance(value, DatetimeMS):
+            return "d" + str(int(value))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return "d" + str(epoch_ms(value))
+
+    def canon_sql(self, expr):
+        return f"coalesce('d' || floor(extract(epoch FROM {expr}) * 1000)::bigint::text, '{NULL}')"
+
+
+@dataclass(frozen=True)
+class TextArray(Kind):
+    name = "text[]"
+    pg_types = ("text[]",)
+    bson_types = ("array<string>",)
+
+    def coerce(self, value):
+        if not isinstance(value, list):
+            raise Reject("wrong_type", f"expected an array, got {type_name(value)}")
+        for item in value:
+            if not isinstance(item, str):
+                raise Reject("wrong_type", f"expected an array of strings, found {type_name(item)}")
+            _check_text(item, "array element")
+        return list(value)
+
+    def canon_source(self, value):
+        if value is None:
+            return NULL
+        return "[" + "".join(canon_str(v) for v in value) + "]"
+
+    def canon_sql(self, expr):
+        inner = (
+            f"(SELECT string_agg('s' || length(x) || ':' || x, '' ORDER BY o) "
+            f"FROM unnest({expr}) WITH ORDINALITY AS u(x, o))"
+        )
+        return f"CASE WHEN {expr} IS NULL THEN '{NULL}' ELSE '[' || coalesce({inner}, '') || ']' END"
+
+
+def to_json_value(value: Any, path: str = "") -> Any:
+    """BSON value -> a JSON-compatible value (ObjectId -> hex, date -> ISO-8601, decimals exact)."""
+    if value is None or isinstance(value, (bool, str)):
+        if isinstance(value, str):
+            _check_text(value, f"JSON string at {path or '$'}")
+        return value
+    if isinstance(value, Decimal128):
+        d = value.to_decimal()
+        if not d.is_finite():
+            raise Reject("non_finite_number", f"{d} at {path or '$'} is not a finite number")
+        return d
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Reject("non_finite_number", f"{value} at {path or '$'} is not a finite number")
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return iso_ms(value)
+    if isinstance(value, DatetimeMS):
+        raise Reject("date_out_of_range", f"date at {path or '$'} is outside years 1..9999")
+    if isinstance(value, list):
+        return [to_json_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            _check_text(k, f"JSON key at {path or '$'}")
+            out[k] = to_json_value(v, f"{path}.{k}" if path else k)
+        return out
+    raise Reject("wrong_type", f"{type_name(value)} at {path or '$'} has no JSON form")
+
+
+def iso_ms(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    value = value.astimezone(dt.timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def dumps_json(value: Any) -> str:
+    """Serialize a ``to_json_value`` result; Decimals are written as exact JSON numbers."""
+    import json
+
+    if isinstance(value, Decimal):
+        return canon_decimal(value)[1:]
+    if isinstance(value, float):
+        return canon_decimal(Decimal(repr(value)))[1:]
+    if isinstance(value, list):
+        return "[" + ",".join(dumps_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{dumps_json(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def canon_json_source(value: Any) -> str:
+    """Canonical text of a BSON value seen as JSON; mirrors ``migration.canon_jsonb``."""
+    if value is None:
+        return "z"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, float, Decimal128)):
+        return canon_number(value)
+    if isinstance(value, str):
+        return canon_str(value)
+    if isinstance(value, ObjectId):
+        return canon_str(str(value))
+    if isinstance(value, dt.datetime):
+        return canon_str(iso_ms(value))
+    if isinstance(value, list):
+        return "[" + "".join(canon_json_source(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-8"))
+        return "{" + "".join(canon_str(k) + canon_json_source(value[k]) for k in keys) + "}"
+    return canon_str(repr(value))
+
+
+@dataclass(frozen=True)
+class Json(Kind):
+    name = "json"
+    pg_types = ("jsonb",)
+    bson_types = ("any",)
+
+    def coerce(self, value):
+        return to_json_value(value)
+
+    def canon_source(self, value):
+        # A missing field is SQL NULL; an explicit BSON null inside is JSON null.
+        return NULL if value is None else canon_json_source(value)
+
+    def canon_sql(self, expr):
+        return f"coalesce(migration.canon_jsonb({expr}), '{NULL}')"
+
+
+def legacy_hex(value: Any) -> str:
+    """The legacy id text of a reference: an ObjectId, or a 24-hex string older code stored."""
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, str) and len(value) == 24:
+        try:
+            return str(ObjectId(value))
+        except Exception:
+            pass
+    raise Reject("wrong_type", f"expected an ObjectId reference, got {type_name(value)} {value!r:.40}")
+
+
+@dataclass(frozen=True)
+class LegacyRef:
+    """A reference resolved by the loader into a uuid: ``table`` row with this legacy id."""
+
+    table: str
+    legacy_id: str
+
+
+@dataclass(frozen=True)
+class Ref(Kind):
+    """A foreign key: an ObjectId in Mongo, the referenced row's uuid in PostgreSQL."""
+
+    table: str = ""
+    name = "ref"
+    pg_types = ("uuid",)
+    bson_types = ("objectId",)
+
+    def coerce(self, value):
+        return LegacyRef(self.table, legacy_hex(value))
+
+    def canon_source(self, value):
+        if value is None:
+            return NULL
+        try:
+            return "r" + legacy_hex(value)
+        except Reject:
+            return "r?" + repr(value)
+
+    def canon_sql(self, expr):  # the caller joins the referenced table; expr is its legacy id
+        return f"coalesce('r' || {expr}, '{NULL}')"
+
+    def describe(self):
+        return f"ref -> {self.table}"
+
+
+@dataclass(frozen=True)
+class RowId(Ref):
+    """The row's own uuid, derived from its legacy id; not part of the checksum."""
+
+    name = "id"
+
+    def describe(self):
+        return "uuid (from _id)"
+
+
+@dataclass(frozen=True)
+class LegacyId(Kind):
+    """``legacy_object_id``: the document's ``_id`` as 24 hex characters."""
+
+    name = "legacy_id"
+    pg_types = ("text",)
+    bson_types = ("objectId",)
+
+    def coerce(self, value):
+        if not isinstance(value, ObjectId):
+            raise Reject("invalid_id", f"_id must be an ObjectId, got {type_name(value)}")
+        return str(value)
+
+    def canon_source(self, value):
+        return canon_str(legacy_hex(value))
+
+    def canon_sql(self, expr):
+        return _sql_str(expr)
+
+
+def to_decimal_or_none(value: Any) -> Decimal | None:
+    try:
+        if isinstance(value, Decimal128):
+            return value.to_decimal()
+        return Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+
+
+# Shared instances for specs.
+TEXT = Text()
+BOOL = Bool()
+INT = Int("integer")
+SMALLINT = Int("smallint")
+BIGINT = Int("bigint")
+MONEY = Numeric(38, 18)
+TIMESTAMP = Timestamp()
+JSON = Json()
+TEXT_ARRAY = TextArray()
+LEGACY_ID = LegacyId()

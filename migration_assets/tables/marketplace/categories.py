@@ -1,0 +1,73 @@
+"""categories (Mongo ``categories``) -> ``categories``, a self-referencing tree.
+
+Two rules from the seed:
+* ``parent`` is a self-reference, written once every category row exists (deferred);
+  a category whose parent is absent or quarantined is quarantined itself.
+* Active names are unique by ``lower(btrim(name))`` (migration 0009). Mongo holds
+  duplicates differing only by case or spaces: the oldest (``createdAt``, then ``_id``)
+  stays active, later ones are migrated inactive, exactly as 0009 deactivated them.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from migration_assets.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
+from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+
+
+def normalized_name(name: str) -> str:
+    """PostgreSQL's ``lower(btrim(name))``: btrim strips spaces only."""
+    return name.strip(" ").lower()
+
+
+def find_demoted(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Legacy ids of active categories whose normalized name an older active one holds."""
+    active = [
+        d for d in docs
+        if d.get("isActive", True) is True and isinstance(d.get("name"), str)
+    ]
+    active.sort(key=lambda d: (d.get("createdAt"), str(d["_id"])))
+    seen: dict[str, str] = {}
+    demoted: dict[str, str] = {}
+    for d in active:
+        key = normalized_name(d["name"])
+        if key in seen:
+            demoted[str(d["_id"])] = seen[key]
+        else:
+            seen[key] = str(d["_id"])
+    return {"demoted": demoted}
+
+
+def is_active(source: Mapping[str, Any], doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
+    value = doc.get("isActive", True)
+    if value is True and str(doc["_id"]) in ctx.get("demoted", {}):
+        return False
+    return value
+
+
+CATEGORIES = TableSpec(
+    table="categories",
+    description="Marketplace category tree; active names unique by lower(btrim(name)).",
+    columns=(
+        id_column("categories"),
+        legacy_column(),
+        Column("name", TEXT, "name", required=True),
+        Column("slug", TEXT, "slug", required=True),
+        Column("description", TEXT, "description"),
+        Column("parent_id", Ref("categories"), "parent", deferred=True),
+        Column("is_active", BOOL, compute=is_active, lineage=("isActive", "name", "createdAt"), required=True,
+               doc="isActive, except later duplicates of an active name (migration 0009 rule)"),
+        Column("sort_order", INT, "sortOrder", required=True, default=0),
+        Column("created_at", TIMESTAMP, "createdAt", required=True),
+        Column("updated_at", TIMESTAMP, "updatedAt"),
+    ),
+)
+
+LOADER = LoaderSpec(
+    name="categories",
+    collection="categories",
+    domain="marketplace",
+    tables=(CATEGORIES,),
+    prepare=find_demoted,
+    flags=("CATEGORY_STORE", "REPO_MARKETPLACE"),
+)

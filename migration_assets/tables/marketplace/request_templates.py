@@ -1,0 +1,32 @@
+"""request templates (Mongo ``requesttemplates``) -> ``request_templates``."""
+
+from migration_assets.enums import CURRENCY
+from migration_assets.kinds import BOOL, INT, MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+
+REQUEST_TEMPLATES = TableSpec(
+    table="request_templates",
+    description="Reusable purchase-request templates.",
+    columns=(
+        id_column("request_templates"),
+        legacy_column(),
+        Column("owner_id", Ref("users"), "owner", required=True),
+        Column("category_id", Ref("categories"), "category", required=True),
+        Column("title", TEXT, "title", required=True),
+        Column("description", TEXT, "description"),
+        Column("default_quantity", INT, "defaultQuantity", required=True, default=1),
+        Column("budget_amount", MONEY, "budget.amount"),
+        Column("budget_currency", CURRENCY, "budget.currency", required=True, default="USDT"),
+        Column("is_public", BOOL, "isPublic", required=True, default=False),
+        Column("created_at", TIMESTAMP, "createdAt", required=True),
+        Column("updated_at", TIMESTAMP, "updatedAt"),
+    ),
+)
+
+LOADER = LoaderSpec(
+    name="request_templates",
+    collection="requesttemplates",
+    domain="marketplace",
+    tables=(REQUEST_TEMPLATES,),
+    flags=("REPO_MARKETPLACE",),
+)

@@ -1,0 +1,20 @@
+# Sourced by the scripts: local defaults for every variable the code reads. Anything already
+# set in the environment wins, so the same scripts drive a real MongoDB / PostgreSQL.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export MIGRATION_ROOT="$ROOT"
+export LOCAL_DIR="${LOCAL_DIR:-$ROOT/.local}"
+export PG_PORT="${PG_PORT:-54329}"
+export MONGO_PORT="${MONGO_PORT:-27117}"
+export PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+export JONGODB_BIN="${JONGODB_BIN:-$LOCAL_DIR/npm/node_modules/@jongodb/memory-server-bin-linux-x64-gnu/bin/jongodb}"
+
+export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}"
+export MONGODB_DATABASE="${MONGODB_DATABASE:-marketplace}"
+export MIGRATION_SOURCE="${MIGRATION_SOURCE:-live}"
+export MONGODUMP_DIR="${MONGODUMP_DIR:-$LOCAL_DIR/dump}"
+export MIGRATION_PG_URL="${MIGRATION_PG_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/migration}"
+export MIGRATION_PG_ALLOWED_HOSTS="${MIGRATION_PG_ALLOWED_HOSTS:-127.0.0.1,localhost,::1}"
+# Dagster's own run / event-log / schedule storage (dagster-postgres; see dagster.yaml).
+export DAGSTER_PG_URL="${DAGSTER_PG_URL:-postgresql://postgres:postgres@127.0.0.1:$PG_PORT/dagster}"
+export DAGSTER_HOME="${DAGSTER_HOME:-$LOCAL_DIR/dagster_home}"
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Local services: PostgreSQL 15 and the jongodb Mongo server, on loopback, state in .local/.
+#   scripts/services.sh start|stop|status      (start is idempotent)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+PGDIR="$LOCAL_DIR/pg"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_running() { [ -f "$PGDIR/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; }
+mongo_running() { [ -f "$LOCAL_DIR/jongodb.pid" ] && kill -0 "$(cat "$LOCAL_DIR/jongodb.pid")" 2>/dev/null; }
+
+# The server runs as the postgres user (initdb refuses root); it must be able to reach .local/pg.
+# A checkout under a private directory (mktemp -d is 0700) gets o+x (traverse only) on ancestors.
+make_traversable() {
+    [ "$(id -u)" = 0 ] || return 0
+    local d="$1"
+    while [ "$d" != "/" ]; do
+        if ! runuser -u postgres -- test -x "$d"; then
+            echo "postgres: granting traverse (o+x) on $d"
+            chmod o+x "$d"
+        fi
+        d="$(dirname "$d")"
+    done
+}
+
+start_pg() {
+    if ! [ -f "$PGDIR/data/PG_VERSION" ]; then
+        mkdir -p "$PGDIR"
+        make_traversable "$LOCAL_DIR"
+        [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDIR"
+        as_pg "$PG_BIN/initdb" -D "$PGDIR/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    fi
+    if ! pg_running; then
+        as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 \
+            -o "-p $PG_PORT -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    fi
+    for db in migration dagster; do
+        psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+            || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db" >/dev/null
+    done
+    echo "postgres: 127.0.0.1:$PG_PORT (databases migration, dagster)"
+}
+
+start_mongo() {
+    if ! mongo_running; then
+        nohup "$JONGODB_BIN" --host=127.0.0.1 --port="$MONGO_PORT" >"$LOCAL_DIR/jongodb.log" 2>&1 &
+        echo $! >"$LOCAL_DIR/jongodb.pid"
+    fi
+    for _ in $(seq 1 50); do
+        "$MIGRATION_ROOT/.venv/bin/python" -c "import pymongo,sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=300).admin.command('ping')" \
+            "$MONGODB_URI" 2>/dev/null && { echo "mongo: $MONGODB_URI (jongodb, in memory)"; return; }
+        sleep 0.2
+    done
+    echo "mongo: jongodb did not answer on port $MONGO_PORT; see $LOCAL_DIR/jongodb.log" >&2
+    exit 1
+}
+
+case "${1:-start}" in
+    start) mkdir -p "$LOCAL_DIR"; start_pg; start_mongo ;;
+    stop)
+        pg_running && as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null && echo "postgres: stopped"
+        if mongo_running; then kill "$(cat "$LOCAL_DIR/jongodb.pid")"; rm -f "$LOCAL_DIR/jongodb.pid"; echo "mongo: stopped"; fi
+        ;;
+    status)
+        pg_running && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
+        mongo_running && echo "mongo: running on $MONGO_PORT" || echo "mongo: stopped"
+        ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
