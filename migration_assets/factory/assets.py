@@ -115,7 +115,7 @@ def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, config: LoadConfig, mongo: MongoSourceResource,
               postgres: PostgresTargetResource):
         options = LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
-                              run_id=context.run_id)
+                              run_id=context.run.run_id)
         with mongo.session() as source, postgres.connect(f"load_{loader.name}") as conn:
             total = source.count(loader.collection)
             context.log.info(f"{loader.name}: {total} documents in {source.describe()} -> {postgres.redacted_url}")
@@ -149,7 +149,7 @@ def build_remap_asset(loader: LoaderSpec, remap: DeferredRemap) -> dg.AssetsDefi
     def _remap(context: dg.AssetExecutionContext, mongo: MongoSourceResource,
                postgres: PostgresTargetResource) -> dg.MaterializeResult:
         with mongo.session() as source, postgres.connect(remap.name) as conn:
-            result = apply_remap(loader, remap, source, conn, run_id=context.run_id)
+            result = apply_remap(loader, remap, source, conn, run_id=context.run.run_id)
         meta = {
             "dagster/row_count": result.rows_set,
             "rows_updated": result.updated,

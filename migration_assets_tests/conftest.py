@@ -1,0 +1,156 @@
+"""Session fixtures: the real local PostgreSQL 15 and Mongo (jongodb) servers, started once
+by the project's own script, plus per-test databases cloned from a migrated template."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script_env() -> dict[str, str]:
+    out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/env.sh && env -0"], check=True,
+                         capture_output=True, text=True).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """Environment of scripts/env.sh, with the services started (idempotent)."""
+    env = _script_env()
+    subprocess.run([str(ROOT / "scripts" / "services.sh"), "start"], check=True, env={**os.environ, **env},
+                   capture_output=True, text=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def pg_server(stack_env) -> str:
+    """URL of the server's maintenance database (for CREATE/DROP DATABASE)."""
+    return f"postgresql://postgres@127.0.0.1:{stack_env['PG_PORT']}/postgres"
+
+
+def db_url(pg_server: str, name: str) -> str:
+    return pg_server.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def schema_template(pg_server) -> str:
+    """A database with sql/ applied, cloned by every test that needs a target."""
+    from migration_assets.schema import apply_migrations
+
+    name = "ma_test_template"
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(db_url(pg_server, name), autocommit=True) as c:
+        apply_migrations(c)
+    return name
+
+
+@pytest.fixture
+def make_target_db(pg_server, schema_template):
+    """Factory of fresh, migrated target databases (dropped after the test)."""
+    created = []
+
+    def make() -> str:
+        name = f"ma_t_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(pg_server, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name} TEMPLATE {schema_template}")
+        created.append(name)
+        return db_url(pg_server, name)
+
+    yield make
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        for name in created:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def target_url(make_target_db) -> str:
+    return make_target_db()
+
+
+@pytest.fixture
+def target_conn(target_url):
+    with psycopg.connect(target_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def world():
+    """The deterministic sample world the tests share (seed 7, scale 0.5)."""
+    from migration_assets.generator import generate
+
+    return generate(seed=7, scale=0.5)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(stack_env):
+    import pymongo
+
+    client = pymongo.MongoClient(stack_env["MONGODB_URI"], serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mongo_db_name(mongo_client):
+    """A fresh Mongo database name (jongodb cannot drop; collections are emptied after)."""
+    name = f"ma_{uuid.uuid4().hex[:10]}"
+    yield name
+    db = mongo_client[name]
+    for coll in {"users", "categories", "requesttemplates", "purchaserequests", "selleroffers"} | set(_known_collections()):
+        db[coll].delete_many({})
+
+
+def _known_collections():
+    from migration_assets.spec import all_loaders
+
+    return {l.collection for l in all_loaders()}
+
+
+@pytest.fixture
+def live_source_db(mongo_client, mongo_db_name, world):
+    """The sample world written to a fresh Mongo database; returns its name."""
+    from migration_assets.generator.writers import write_mongo
+
+    write_mongo(mongo_client[mongo_db_name], world.docs, clear=False)
+    return mongo_db_name
+
+
+@pytest.fixture(scope="session")
+def dump_dir(tmp_path_factory, world) -> Path:
+    from migration_assets.generator.writers import write_dump
+
+    d = tmp_path_factory.mktemp("dump")
+    write_dump(d, "marketplace", world.docs)
+    return d
+
+
+@pytest.fixture
+def migration_env(monkeypatch, stack_env, target_url):
+    """Point the Definitions' EnvVars at a fresh target; returns a setter for the source."""
+
+    def configure(*, mode: str = "live", database: str = "marketplace", dump: Path | None = None, url: str | None = None):
+        monkeypatch.setenv("MONGODB_URI", stack_env["MONGODB_URI"])
+        monkeypatch.setenv("MONGODB_DATABASE", database)
+        monkeypatch.setenv("MIGRATION_SOURCE", mode)
+        monkeypatch.setenv("MONGODUMP_DIR", str(dump or ""))
+        monkeypatch.setenv("MIGRATION_PG_URL", url or target_url)
+        monkeypatch.setenv("MIGRATION_PG_ALLOWED_HOSTS", "127.0.0.1,localhost")
+        return url or target_url
+
+    return configure
+
+
+@pytest.fixture(scope="session")
+def definitions():
+    from migration_assets.definitions import defs
+
+    return defs()
