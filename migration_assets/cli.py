@@ -63,7 +63,7 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def load_defs():
+def get_definitions():
     from migration_assets.definitions import defs
 
     return defs()
@@ -106,7 +106,7 @@ def report_checks(result) -> tuple[int, int]:
 
 
 def cmd_migrate(args) -> int:
-    defs, inst = load_defs(), instance()
+    defs, inst = get_definitions(), instance()
     ok = True
     run_config = None
     if args.dry_run:
@@ -129,7 +129,7 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    defs, inst = load_defs(), instance()
+    defs, inst = get_definitions(), instance()
     ok = True
     for d in present_domains(domains(args.domain)):
         result = run_job(defs, f"verify_{d}", inst)
@@ -155,7 +155,7 @@ def latest_checks(inst, defs) -> dict[tuple[str, str], str]:
 
 
 def cmd_summary(args) -> int:
-    defs, inst = load_defs(), instance()
+    defs, inst = get_definitions(), instance()
     checks = latest_checks(inst, defs)
     rows = []
     with target_conn() as conn:

@@ -247,7 +247,8 @@ class Bool(Kind):
         return NULL if value is None else ("t" if value else "f")
 
     def canon_sql(self, expr):
-        return f"coalesce(CASE WHEN {expr} THEN 't' ELSE 'f' END, '{NULL}')"
+        # CASE WHEN NULL falls to ELSE, so NULL is tested first.
+        return f"CASE WHEN {expr} IS NULL THEN '{NULL}' WHEN {expr} THEN 't' ELSE 'f' END"
 
 
 def epoch_ms(value: dt.datetime) -> int:

@@ -1,0 +1,12 @@
+# One image for the user-code server, the webserver, the daemon and the schema job.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY migration_assets ./migration_assets
+COPY sql ./sql
+COPY docker ./docker
+COPY workspace.yaml dagster.yaml ./
+RUN pip install --no-cache-dir -e . \
+ && mkdir -p /opt/dagster/home \
+ && cp dagster.yaml /opt/dagster/home/dagster.yaml
+ENV DAGSTER_HOME=/opt/dagster/home
