@@ -25,6 +25,8 @@ from bson import Decimal128, ObjectId
 from bson.datetime_ms import DatetimeMS
 from bson.int64 import Int64
 
+from migration_assets.ids import new_id
+
 NULL = "z"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MS = dt.timedelta(milliseconds=1)
@@ -461,6 +463,21 @@ class RowId(Ref):
 
     def describe(self):
         return "uuid (from _id)"
+
+
+@dataclass(frozen=True)
+class DerivedId(RowId):
+    """The own uuid of a row that has no legacy id (an embedded object: zero or one row per
+    document): uuid5 of ``table`` and the enclosing document's ``_id``, so it is deterministic
+    without a lookup. Not part of the checksum."""
+
+    name = "derived_id"
+
+    def coerce(self, value):
+        return new_id(self.table, legacy_hex(value))
+
+    def describe(self):
+        return "uuid (from the document's _id)"
 
 
 @dataclass(frozen=True)

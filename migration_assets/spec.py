@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from migration_assets.kinds import LEGACY_ID, Kind, LegacyId, Ref, RowId
+from migration_assets.kinds import LEGACY_ID, DerivedId, Kind, LegacyId, Ref, RowId
 
 DOMAINS = ("auth", "marketplace", "payments", "points_wallet", "config_ops", "content_social", "chat")
 
@@ -109,6 +109,8 @@ class TableSpec:
     parent_column: str | None = None
     description: str = ""
     checksum_excludes: tuple[str, ...] = ()
+    # Other unique keys among one document's child rows (e.g. specification key per request).
+    unique_keys: tuple[tuple[str, ...], ...] = ()
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -254,6 +256,12 @@ def source_path(table: TableSpec, path: str) -> str:
 
 def id_column(table: str, path: str = "_id") -> Column:
     return Column("id", RowId(table), path, required=True, doc="uuid5 of the legacy id (or the existing row's id)")
+
+
+def derived_id_column(table: str) -> Column:
+    """``id`` of a zero-or-one child row without a legacy id: uuid5 of table + document ``_id``."""
+    return Column("id", DerivedId(table), "$root._id", required=True,
+                  doc="uuid5 of this table and the enclosing document's _id")
 
 
 def legacy_column(path: str = "_id") -> Column:

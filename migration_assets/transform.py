@@ -101,8 +101,28 @@ def transform_document(loader: LoaderSpec, doc: Mapping[str, Any], ctx: Mapping[
                     value = None
                 row.append(value)
             out.append(row)
+        if len(out) > 1:
+            _reject_duplicate_keys(result, table, out)
         result.rows[table.table] = out
     return result
+
+
+def _reject_duplicate_keys(result: DocResult, table, rows: list[list[Any]]) -> None:
+    """Two child rows of one document with the same key (a seller listed twice, a chat
+    participant twice, a repeated specification key) cannot both load: name it."""
+    for key_cols in {table.key, *table.unique_keys}:
+        idx = [table.column_names.index(k) for k in key_cols]
+        seen: set[tuple] = set()
+        for row in rows:
+            key = tuple(row[i] for i in idx)
+            if any(v is None for v in key):
+                continue
+            if key in seen:
+                shown = ", ".join(str(getattr(v, "legacy_id", v)) for v in key)
+                result.reject("duplicate_key", table.rows.path or table.table,
+                              f"{table.table} ({', '.join(key_cols)}) = ({shown}) appears more than once in this document")
+                return
+            seen.add(key)
 
 
 def _scalar_element_table(table) -> bool:

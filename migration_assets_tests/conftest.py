@@ -40,17 +40,19 @@ def db_url(pg_server: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def schema_template(pg_server) -> str:
+def schema_template(pg_server):
     """A database with sql/ applied, cloned by every test that needs a target."""
     from migration_assets.schema import apply_migrations
 
-    name = "ma_test_template"
+    # One template per session: concurrent sessions on the same server never share it.
+    name = f"ma_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {name}")
     with psycopg.connect(db_url(pg_server, name), autocommit=True) as c:
         apply_migrations(c)
-    return name
+    yield name
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

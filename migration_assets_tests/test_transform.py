@@ -74,3 +74,13 @@ def test_category_duplicates_by_case_and_spaces_are_demoted_oldest_first():
         {"_id": ObjectId("64a000000000000000000013"), "name": "Toys", "createdAt": NOW},
     ]
     assert find_demoted(docs)["demoted"] == {"64a000000000000000000011": "64a000000000000000000010"}
+
+
+def test_duplicate_keys_inside_one_document_are_named():
+    loader = loader_for_table("purchase_requests")
+    seller = ObjectId("64a000000000000000000003")
+    twice_seller = transform_document(loader, pr_doc(preferredSellers=[seller, seller]), {}, "x")
+    assert [(p.code, p.field) for p in twice_seller.problems] == [("duplicate_key", "preferredSellers")]
+    assert str(seller) in twice_seller.problems[0].message
+    twice_key = transform_document(loader, pr_doc(specifications=[{"key": "c", "value": "1"}, {"key": "c", "value": "2"}]), {}, "x")
+    assert [(p.code, p.field) for p in twice_key.problems] == [("duplicate_key", "specifications")]

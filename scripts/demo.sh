@@ -10,6 +10,12 @@ start=$(date +%s)
 
 scripts/setup.sh
 scripts/services.sh start
+if [ "$MIGRATION_PG_URL" = "postgresql://postgres@127.0.0.1:$PG_PORT/migration" ]; then
+    # The demo's own local target only: sample data is regenerated, so start from an empty
+    # database (the ledger's triggers rightly refuse TRUNCATE/DELETE of old demo rows).
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS migration WITH (FORCE)" \
+        -c "CREATE DATABASE migration" >/dev/null
+fi
 migration-assets schema
 migration-assets generate --scale "${DEMO_SCALE:-1}" --mongo --dump
 migration-assets migrate --domain all

@@ -128,6 +128,7 @@ SPECIFICATIONS = TableSpec(
     description="Key/value specifications (specifications[]); one value per key (0010).",
     rows=array("specifications"),
     key=("purchase_request_id", "position"),
+    unique_keys=(("purchase_request_id", "key"),),
     parent_column="purchase_request_id",
     columns=(
         parent_column("purchase_request_id", PR),
@@ -154,6 +155,7 @@ DELIVERY_ATTEMPTS = TableSpec(
     table="delivery_attempts",
     description="Courier delivery attempts (deliveryAttempts[] subdocuments).",
     rows=array("deliveryAttempts"),
+    unique_keys=(("purchase_request_id", "attempt_number"),),
     parent_column="purchase_request_id",
     columns=(
         id_column("delivery_attempts"),
