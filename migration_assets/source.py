@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import bson
 from bson import ObjectId
@@ -38,7 +38,8 @@ class SourceUnavailable(RuntimeError):
 
 
 def redact_uri(uri: str) -> str:
-    """``mongodb://user:secret@host/db`` -> ``mongodb://user:***@host/db``."""
+    """``mongodb://user:secret@host/db`` -> ``mongodb://user:***@host/db`` (secret query
+    options masked too)."""
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -48,7 +49,42 @@ def redact_uri(uri: str) -> str:
         creds, hosts = netloc.rsplit("@", 1)
         user = creds.split(":", 1)[0]
         netloc = f"{user}:***@{hosts}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    query = "&".join(
+        f"{k}=***" if k.lower() in _SECRET_OPTIONS else (f"{k}={v}" if v else k)
+        for k, _, v in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_SECRET_OPTIONS = ("password", "authmechanismproperties", "tlscertificatekeyfilepassword")
+
+
+def uri_secrets(uri: str) -> list[str]:
+    found: list[str] = []
+    try:
+        parts = urlsplit(uri)
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+        for k, _, v in (pair.partition("=") for pair in parts.query.split("&") if pair):
+            if k.lower() in _SECRET_OPTIONS and v:
+                found += [v, unquote(v)]
+    except ValueError:
+        pass
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def scrub_uri(text: str, uri: str) -> str:
+    """``text`` with the secrets of ``uri`` masked (driver errors may quote their input)."""
+    for secret in uri_secrets(uri):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _driver_error(e: Exception, uri: str) -> str:
+    """The useful head of a pymongo error (its topology dump is long), without secrets."""
+    text = str(e).strip() or type(e).__name__
+    text = text.split(", Timeout:")[0].split("Topology Description")[0].strip().rstrip(",")
+    return f"{type(e).__name__}: {scrub_uri(text, uri)[:300]}"
 
 
 def raw_id_hex(raw: bytes) -> str | None:
@@ -89,10 +125,14 @@ class LiveSource:
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000):
         import pymongo
+        import pymongo.errors
 
         self.uri = uri
         self.database = database
-        self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+        try:
+            self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+        except (pymongo.errors.PyMongoError, ValueError, TypeError) as e:
+            raise SourceUnavailable(f"MongoDB URI {redact_uri(uri)} is not usable: {_driver_error(e, uri)}") from None
         self.db = self.client[database]
 
     def describe(self) -> str:
@@ -104,19 +144,43 @@ class LiveSource:
         try:
             self.client.admin.command("ping")
         except pymongo.errors.PyMongoError as e:
-            raise SourceUnavailable(f"MongoDB at {redact_uri(self.uri)} is unreachable: {type(e).__name__}") from None
+            raise SourceUnavailable(
+                f"MongoDB at {redact_uri(self.uri)} is unreachable: {_driver_error(e, self.uri)}"
+            ) from None
+
+    def _failed(self, e: Exception, what: str) -> SourceUnavailable:
+        return SourceUnavailable(f"MongoDB at {redact_uri(self.uri)} failed while {what}: {_driver_error(e, self.uri)}")
 
     def fingerprint(self, collection: str) -> str:
         return f"live:{redact_uri(self.uri)}/{self.database}.{collection}"
 
     def count(self, collection: str) -> int:
-        return self.db[collection].count_documents({})
+        import pymongo.errors
+
+        try:
+            return self.db[collection].count_documents({})
+        except pymongo.errors.PyMongoError as e:
+            raise self._failed(e, f"counting {self.database}.{collection}") from None
 
     def _raw(self, collection: str):
         return self.db.get_collection(collection, codec_options=RAW_OPTIONS)
 
     def iter_batches(self, collection: str, *, after: str | None = None, lo: str | None = None,
                      hi: str | None = None, batch_size: int = 2000) -> Iterator[RawBatch]:
+        """Batches in ``_id`` order; a server failure becomes :class:`SourceUnavailable`
+        naming the last position read (committed batches resume from the checkpoint)."""
+        import pymongo.errors
+
+        last = after
+        try:
+            for batch in self._iter_batches(collection, after=after, lo=lo, hi=hi, batch_size=batch_size):
+                last = batch.position or last
+                yield batch
+        except pymongo.errors.PyMongoError as e:
+            raise self._failed(e, f"reading {self.database}.{collection} after _id {last or '(start)'}") from None
+
+    def _iter_batches(self, collection: str, *, after: str | None, lo: str | None, hi: str | None,
+                      batch_size: int) -> Iterator[RawBatch]:
         coll = self._raw(collection)
         if after is None and lo is None and hi is None:
             # Documents whose _id is not an ObjectId sort outside any ObjectId range; read them
@@ -200,14 +264,24 @@ class DumpSource:
                 yield head + body, pos
 
     def count(self, collection: str) -> int:
+        """Documents in the file, walking the length prefixes only. A truncated or corrupt
+        file is refused here, before a load starts (the loader counts first), with the same
+        message the reader would give: a damaged dump is re-taken, not half-loaded."""
         p = self.path(collection)
         if not p.exists():
             return 0
-        n = 0
+        n, pos, end = 0, 0, p.stat().st_size
         with open(p, "rb") as f:
             while head := f.read(4):
+                if len(head) < 4:
+                    raise SourceUnavailable(f"{p} is truncated at byte {pos}")
                 (size,) = struct.unpack("<i", head)
+                if size < 5:
+                    raise SourceUnavailable(f"{p} has a corrupt length {size} at byte {pos}")
+                if pos + size > end:
+                    raise SourceUnavailable(f"{p} is truncated at byte {pos}")
                 f.seek(size - 4, os.SEEK_CUR)
+                pos += size
                 n += 1
         return n
 
@@ -227,6 +301,17 @@ class DumpSource:
                 batch = []
         if batch:
             yield RawBatch(batch, str(pos))
+
+    def keys_before(self, collection: str, position: str | None) -> Iterator[str]:
+        """Legacy keys of the documents that end at or before byte ``position`` (what a
+        resumed load already passed), exactly: not rounded to any batch size."""
+        if not position:
+            return
+        stop = int(position)
+        for raw, pos in self._iter_raw(collection):
+            if pos > stop:
+                return
+            yield legacy_key(raw_id(raw))
 
     def ids_changed_since(self, collection: str, since: dt.datetime, field: str = "updatedAt") -> list[Any]:
         out = []

@@ -1,0 +1,110 @@
+"""Two runs of the same table at once cannot both write.
+
+Dagster's ``table_<loader>`` pools serialize runs of one instance; the loader's PostgreSQL
+advisory lock also covers runs that do not share an instance (two deployments, the CLI
+next to the UI). Here three real Dagster processes with separate DAGSTER_HOMEs load
+``users`` into one target: A is frozen (SIGSTOP) mid-load while holding the lock; B waits
+with a clear log line and writes nothing until A is done; C gives up after its
+``lock_timeout_s`` with an error naming the holder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psycopg
+import pytest
+
+from migration_assets import target as tg
+from migration_assets.generator import generate
+from migration_assets.generator.writers import write_dump
+from migration_assets.source import DumpSource
+from migration_assets.spec import loader_for_table
+from migration_assets.verify import verify_loader
+from migration_assets_tests.fixtures import dagster_proc as dp
+
+pytestmark = pytest.mark.integration
+
+USERS = loader_for_table("users")
+
+
+def state(conn):
+    cp = conn.execute("SELECT run_id, generation, status, docs_read FROM migration.load_checkpoints "
+                      "WHERE loader = 'users'").fetchone()
+    n = conn.execute("SELECT count(*) FROM public.users").fetchone()[0]
+    return cp, n
+
+
+def test_second_run_waits_for_the_lock_and_a_third_times_out(tmp_path, make_target_db):
+    world = generate(seed=17, scale=20)
+    dump = tmp_path / "dump"
+    write_dump(dump, "marketplace", world.docs)
+    total = len(world.docs["users"])
+    url = make_target_db()
+    env = {"MIGRATION_SOURCE": "dump", "MONGODUMP_DIR": str(dump), "MONGODB_DATABASE": "marketplace",
+           "MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true",
+           "MIGRATION_PG_URL": url, "MIGRATION_PG_ALLOWED_HOSTS": "127.0.0.1"}
+    select = dp.loader_selection([USERS])
+    conn = psycopg.connect(url, autocommit=True)
+
+    a = dp.launch(dp.make_home(tmp_path / "home_a"), env, select, dp.load_config([USERS], batch_size=5), name="a")
+
+    def a_mid():
+        assert a.alive(), a.output()[-3000:]
+        cp, _ = state(conn)
+        return cp and cp[2] == "running" and cp[3] >= 100
+
+    dp.wait_until(a_mid, timeout=120, interval=0.005, what="run A mid-load")
+    os.killpg(a.pid, signal.SIGSTOP)  # A keeps its connection, its lock and its open checkpoint
+    try:
+        frozen = state(conn)
+        a_run_id = frozen[0][0]
+        assert tg.loader_lock_holder(conn, "users").startswith("backend pid")
+
+        b = dp.launch(dp.make_home(tmp_path / "home_b"), env, select,
+                      dp.load_config([USERS], batch_size=5, lock_timeout_s=300), name="b")
+        c = dp.launch(dp.make_home(tmp_path / "home_c"), env, select,
+                      dp.load_config([USERS], batch_size=5, lock_timeout_s=2), name="c")
+        dp.wait_until(lambda: "users: waiting for the load lock" in b.output(), timeout=120, interval=0.1,
+                      what="run B to report that it waits")
+        assert c.wait(120) != 0  # C gave up
+        time.sleep(1.0)
+        # Neither B nor C wrote anything: same checkpoint (A's run, A's progress), same rows.
+        assert state(conn) == frozen
+        assert b.alive()
+    finally:
+        os.killpg(a.pid, signal.SIGCONT)
+
+    assert a.wait(300) == 0, a.output()[-3000:]
+    assert b.wait(300) == 0, b.output()[-3000:]
+
+    a_events = next(iter(dp.run_events(a.home).values()))
+    b_events = next(iter(dp.run_events(b.home).values()))
+    c_events = next(iter(dp.run_events(c.home).values()))
+
+    waiting = [m for _, m in dp.log_messages(b_events) if "waiting for the load lock" in m]
+    assert waiting and f"load_users run {a_run_id[:8]}" in waiting[0]  # names the holder
+    acquired = [(ts, m) for ts, m in dp.log_messages(b_events) if "acquired the load lock" in m]
+    assert acquired
+    a_done = max(ts for ts, m in dp.log_messages(a_events) if m.startswith("users: ") and " loaded, " in m)
+    assert acquired[0][0] >= a_done  # B started writing only after A had finished
+
+    c_failure = "\n".join(dp.step_failures(c_events))
+    assert "gave up after 2s waiting for the load lock of loader 'users'" in c_failure
+    assert f"load_users run {a_run_id[:8]}" in c_failure
+
+    # A loaded everything; B's pass found nothing to change; no duplicates, no difference.
+    mats_a, mats_b = dp.materializations(a_events), dp.materializations(b_events)
+    assert mats_a["public/users"]["rows_inserted_or_changed"] == total
+    assert mats_b["public/users"]["rows_inserted_or_changed"] == 0
+    assert mats_b["public/users"]["lock_waited_s"] > 0
+    cp, n = state(conn)
+    assert n == total and cp[2] == "completed"
+    assert conn.execute("SELECT count(DISTINCT legacy_object_id) FROM users").fetchone()[0] == total
+    v = verify_loader(USERS, DumpSource(dump, "marketplace"), conn)
+    assert v.ok
+    print(f"\nconcurrency: B waited {mats_b['public/users']['lock_waited_s']}s for A's lock, C failed after 2s; "
+          f"{n} users, 0 duplicates")
+    conn.close()
