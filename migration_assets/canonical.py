@@ -122,15 +122,43 @@ class TableSQL:
         )
         return sql, params
 
-    def bucket_query(self, bounds: list[str]) -> tuple[str, list[Any]]:
-        """Digest per range in one scan: bucket i holds keys in [bounds[i-1], bounds[i])."""
-        sql = (
-            f"SELECT width_bucket_text, count(*), coalesce(sum(h), 0) FROM ("
-            f"  SELECT (SELECT count(*) FROM unnest(%s::text[]) b WHERE b <= {self.key_expr}) AS width_bucket_text,"
-            f"         migration.hash60({self.row_text}) AS h FROM {self.from_sql}) s "
-            f"GROUP BY 1"
-        )
-        return sql, [bounds]
+    # Above this many prefixes one scan filtering by prefix beats one index range scan each.
+    MAX_RANGE_SCANS = 64
+
+    def _under(self, prefixes: list[str], select: str, suffix: str = "") -> tuple[str, list[Any]]:
+        """``select`` restricted to keys under ``prefixes``: one index range scan per prefix,
+        or, for many prefixes, one scan per prefix length keeping the keys whose prefix is listed."""
+        parts, params = [], []
+        if len(prefixes) <= self.MAX_RANGE_SCANS:
+            for p in prefixes:
+                where, pp = self.where(*prefix_bounds(p))
+                parts.append(f"({select}{where}{suffix})")
+                params += pp
+        else:
+            by_length: dict[int, list[str]] = {}
+            for p in prefixes:
+                by_length.setdefault(len(p), []).append(p)
+            for n, ps in sorted(by_length.items()):
+                parts.append(f"({select} WHERE left({self.key_expr}, {n}) = ANY(%s){suffix})")
+                params.append(ps)
+        return " UNION ALL ".join(parts), params
+
+    def prefix_digest_query(self, length: int, prefixes: list[str] | None = None) -> tuple[str, list[Any]]:
+        """Digest per key prefix of ``length`` characters: rows (prefix, count, hash sum).
+
+        Without ``prefixes``: one scan of the table. With them: only keys under those
+        (shorter) prefixes (see ``_under``), in one statement.
+        """
+        select = (f"SELECT left({self.key_expr}, {int(length)}), count(*), "
+                  f"coalesce(sum(migration.hash60({self.row_text})), 0) FROM {self.from_sql}")
+        if prefixes is None:
+            return f"{select} GROUP BY 1", []
+        return self._under(prefixes, select, " GROUP BY 1")
+
+    def prefix_rows_query(self, prefixes: list[str]) -> tuple[str, list[Any]]:
+        """The canonical rows (key, identity, column texts) under the given key prefixes."""
+        select, _ = self.rows_query()
+        return self._under(prefixes, select)
 
     def rows_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
         where, params = self.where(lo, hi)
@@ -140,6 +168,19 @@ class TableSQL:
             f"FROM {self.from_sql}{where}"
         )
         return sql, params
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """``[lo, hi)`` holding exactly the strings that start with ``prefix`` (code-point order:
+    the database collation is C.UTF-8)."""
+    if not prefix:
+        return None, None  # type: ignore[return-value]
+    nxt = ord(prefix[-1]) + 1
+    if nxt > 0x10FFFF:
+        return prefix, None
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text; the next character is U+E000
+        nxt = 0xE000
+    return prefix, prefix[:-1] + chr(nxt)
 
 
 def table_sql(table: TableSpec) -> TableSQL:
