@@ -6,7 +6,13 @@ run or a check fails.
   migration-assets generate [--mongo] [--dump] [--scale N] [--seed N]
   migration-assets migrate --domain D|all [--dry-run]
   migration-assets verify --domain D|all
-  migration-assets summary
+  migration-assets status                    per domain: rows, quarantine, checks, gaps, last run, verdict
+  migration-assets diff TABLE [--limit N]    row-level differences of one table, Mongo vs PostgreSQL
+  migration-assets readiness [--domain D|all] [--runs N] [--sample K]   GO / NO-GO per domain
+  migration-assets summary                   per table: rows, quarantine, latest check results
+
+Exit status: 0 when everything asked for passed, 1 when a run, a check, a diff or a
+readiness verdict failed, 2 on usage errors (unknown domain or table).
 """
 
 from __future__ import annotations
@@ -79,7 +85,8 @@ def domains(arg: str) -> Sequence[str]:
     if arg == "all":
         return DOMAINS
     if arg not in DOMAINS:
-        raise SystemExit(f"unknown domain {arg!r}; one of: all, {', '.join(DOMAINS)}")
+        print(f"unknown domain {arg!r}; one of: all, {', '.join(DOMAINS)}", file=sys.stderr)
+        raise SystemExit(2)
     return (arg,)
 
 
@@ -119,6 +126,9 @@ def cmd_migrate(args) -> int:
                            if any(l.domain == d and k == f"load_{l.name}" for l in all_loaders())}}
         else:
             cfg = None
+        if args.dry_run:
+            ok = dry_run_domain(defs, job, inst, d) and ok
+            continue
         result = run_job(defs, job, inst, partition_key=d, run_config=cfg)
         passed, failed = report_checks(result)
         status = "ok" if result.success else "FAILED"
@@ -126,6 +136,38 @@ def cmd_migrate(args) -> int:
               f"(run {result.run_id})")
         ok = ok and result.success and (failed == 0 or args.dry_run)
     return 0 if ok else 1
+
+
+def dry_run_domain(defs, job: str, inst, domain: str) -> bool:
+    """One run per loader, only its load step: a dry run materializes nothing, so in one
+    run the children of a loader would be skipped; id_map, remaps and checks would write
+    or compare a target the dry run leaves untouched. Each loader simulates its parents."""
+    from migration_assets.factory.keys import table_key
+
+    ok, lines, t0 = True, [], time.perf_counter()
+    for l in all_loaders():
+        if l.domain != domain:
+            continue
+        t = time.perf_counter()
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=inst, partition_key=domain, raise_on_error=False,
+            run_config={"ops": {f"load_{l.name}": {"config": {"dry_run": True}}}},
+            asset_selection=[table_key(x) for x in l.table_names])
+        seen = [e.event_specific_data.asset_observation.metadata for e in result.all_events
+                if e.event_type_value == "ASSET_OBSERVATION"
+                and e.event_specific_data.asset_observation.asset_key == table_key(l.root.table)]
+        detail = ""
+        if seen:
+            meta = {k: getattr(v, "value", v) for k, v in seen[-1].items()}
+            detail = (f": {meta.get('documents_read')} documents, {meta.get('documents_quarantined')} would be "
+                      f"quarantined {meta.get('quarantine_reasons')}")
+        lines.append(f"  {l.name}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f}s"
+                     f"{detail} (run {result.run_id})")
+        ok = ok and result.success
+    print(f"migrate {domain}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f}s "
+          f"(dry run, nothing written)")
+    print("\n".join(lines))
+    return ok
 
 
 def cmd_verify(args) -> int:
@@ -188,6 +230,159 @@ def cmd_summary(args) -> int:
     return 0 if not bad else 1
 
 
+def latest_run(inst, job_name: str):
+    import dagster as dg
+
+    records = inst.get_run_records(filters=dg.RunsFilter(job_name=job_name), limit=1)
+    return records[0] if records else None
+
+
+def latest_readiness(inst, domain: str):
+    """The newest cutover-readiness materialization of ``domain`` (metadata dict) or None."""
+    import dagster as dg
+
+    from migration_assets.defs.readiness import READINESS
+
+    records = inst.fetch_materializations(dg.AssetRecordsFilter(asset_key=READINESS, asset_partitions=[domain]),
+                                          limit=1).records
+    if not records:
+        return None
+    mat = records[0].asset_materialization
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}, records[0].timestamp
+
+
+def when(ts: float | None) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if ts else "-"
+
+
+def cmd_status(args) -> int:
+    """One line per domain, then what needs attention."""
+    from migration_assets.readiness import open_gaps
+
+    defs, inst = get_definitions(), instance()
+    checks = latest_checks(inst, defs)
+    attention: list[str] = []
+    rows = []
+    with target_conn() as conn:
+        gaps = dict(conn.execute("SELECT entity, count(*) FROM public.pg_dualwrite_gaps WHERE resolved_at IS NULL "
+                                 "GROUP BY 1").fetchall())
+        running = dict(conn.execute("SELECT loader, docs_read FROM migration.load_checkpoints "
+                                    "WHERE status = 'running'").fetchall())
+        for d in present_domains(DOMAINS):
+            loaders = [l for l in all_loaders() if l.domain == d]
+            tables = [t for l in loaders for t in l.table_names]
+            n_rows = sum(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0] for t in tables)
+            quarantined = conn.execute(
+                "SELECT count(*) FROM migration.quarantine WHERE resolved_at IS NULL AND loader = ANY(%s)",
+                [[l.name for l in loaders] + [r.name for l in loaders for r in l.remaps]]).fetchone()[0]
+            keys = {f"public/{t}" for t in tables} | {f"public/{r.table}/{r.column}" for l in loaders for r in l.remaps}
+            mine = {k: s for k, s in checks.items() if k[0] in keys}
+            passed = sum(1 for s in mine.values() if s == "passed")
+            failed = [f"{a} {c} ({s})" for (a, c), s in sorted(mine.items()) if s.startswith("failed")]
+            d_gaps = open_gaps(conn, loaders)
+            run = latest_run(inst, f"migrate_{d}")
+            ready = latest_readiness(inst, d)
+            verdict = f"{ready[0].get('verdict')} ({when(ready[1])})" if ready else "not assessed"
+            rows.append((d, len(tables), n_rows, quarantined, f"{passed}/{len(mine)} passed" if mine else "not run",
+                         sum(d_gaps.values()), f"{run.dagster_run.status.value} ({when(run.start_time or run.create_timestamp.timestamp())})"
+                         if run else "never",
+                         verdict))
+            attention += [f"{d}: check {f}" for f in failed]
+            if quarantined:
+                attention.append(f"{d}: {quarantined} document(s) in the open quarantine")
+            if d_gaps:
+                attention.append(f"{d}: open dual-write gaps {d_gaps}")
+            attention += [f"{d}: load of {l.name} interrupted after {running[l.name]} documents (re-run migrate "
+                          f"to resume)" for l in loaders if l.name in running]
+    headers = ("domain", "tables", "rows", "quarantined", "checks (latest)", "open gaps", "last migrate run", "readiness")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    for r in [headers, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    other_gaps = sum(gaps.values()) - sum(r[5] for r in rows)
+    if other_gaps:
+        attention.append(f"{other_gaps} open dual-write gap(s) of entities no domain claims: {gaps}")
+    print("attention:" if attention else "status: nothing needs attention")
+    for a in attention:
+        print(f"  {a}")
+    failing = any("check" in a for a in attention)
+    return 1 if failing else 0
+
+
+def table_diff(loader, table: str, source, conn, limit: int) -> tuple[dict[str, int], list[tuple[str, str, str]], str]:
+    """Differences of one table: exact counts per kind and up to ``limit`` sample rows
+    (kind, row, columns). The bisection diff (``migration_assets.diff``) when it is there,
+    else the full row-level comparison of ``verify.diff_rows``."""
+    try:
+        from migration_assets.diff import bisect_diff
+    except ImportError:
+        bisect_diff = None
+    if bisect_diff is not None:
+        d = bisect_diff(loader, source, conn, tables=[table], limit=limit)
+        td = d.tables[table]
+        rows = [(x.kind, f"{x.document} {x.row}".rstrip(), ", ".join(x.columns)) for x in td.sample]
+        stats = d.stats
+        method = (f"bisection diff: {stats.levels} level(s), {stats.leaf_ranges} leaf range(s), "
+                  f"{stats.rows_fetched} PostgreSQL rows fetched")
+        return {"missing": td.missing, "extra": td.extra, "changed": td.changed}, rows, method
+    from migration_assets.verify import diff_rows
+
+    rd = diff_rows(loader, table, source, conn, limit=limit)
+    rows = ([("missing", k, "") for k in rd.missing] + [("extra", k, "") for k in rd.extra]
+            + [("changed", k, ", ".join(cols)) for k, cols in rd.changed])
+    return ({"missing": len(rd.missing), "extra": len(rd.extra), "changed": len(rd.changed)}, rows,
+            "full row comparison")
+
+
+def cmd_diff(args) -> int:
+    import dagster as dg
+
+    from migration_assets.spec import all_tables
+
+    tables = all_tables()
+    if args.table not in tables:
+        print(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}", file=sys.stderr)
+        return 2
+    loader = tables[args.table][0]
+    defs = get_definitions()
+    t = time.perf_counter()
+    # The resources of the Dagster definitions (same EnvVars, same allowlist) as the checks use.
+    with dg.build_resources({k: defs.resources[k] for k in ("mongo", "postgres")}) as res:
+        with res.mongo.session() as source, res.postgres.connect(f"diff_{args.table}") as conn:
+            counts, rows, method = table_diff(loader, args.table, source, conn, args.limit)
+    print(f"diff {args.table}: {counts['missing']} missing in PostgreSQL, {counts['extra']} extra in PostgreSQL, "
+          f"{counts['changed']} changed ({method}; {time.perf_counter() - t:.1f}s)")
+    for kind, row, cols in rows:
+        print(f"  {kind:8s} {row}" + (f"  columns: {cols}" if cols else ""))
+    if sum(counts.values()) > len(rows):
+        print(f"  ... {sum(counts.values()) - len(rows)} more (raise --limit)")
+    return 1 if sum(counts.values()) else 0
+
+
+def cmd_readiness(args) -> int:
+    defs, inst = get_definitions(), instance()
+    ok = True
+    run_config = {"ops": {"migration__cutover_readiness": {"config": {
+        "green_runs": args.runs, "sample_documents": args.sample,
+        **({"seed": args.seed} if args.seed is not None else {})}}}}
+    for d in domains(args.domain):
+        result = run_job(defs, "cutover_readiness", inst, partition_key=d, run_config=run_config)
+        if not result.success:
+            print(f"readiness {d}: run FAILED (run {result.run_id})")
+            ok = False
+            continue
+        mat = result.asset_materializations_for_node("migration__cutover_readiness")[0]
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        print(meta["summary"])
+        if args.verbose:
+            print("\n" + meta["check_history"] + "\n\n" + meta["sample_comparison"])
+        print("\n### Flags\n" + meta["flags_to_set"] + "\n\n### Rollback\n" + meta["rollback"] + "\n")
+        print(f"readiness {d}: {meta['verdict']} (run {result.run_id})")
+        ok = ok and meta["verdict"] == "GO"
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="migration-assets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +402,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     v.add_argument("--domain", default="all")
     v.set_defaults(fn=cmd_verify)
     sub.add_parser("summary", help="tables, rows, quarantine and latest check results").set_defaults(fn=cmd_summary)
+    sub.add_parser("status", help="per domain: rows, quarantine, checks, gaps, last run, readiness").set_defaults(
+        fn=cmd_status)
+    df = sub.add_parser("diff", help="row-level differences of one table (exit 1 when any)")
+    df.add_argument("table")
+    df.add_argument("--limit", type=int, default=50, help="differences listed per kind")
+    df.set_defaults(fn=cmd_diff)
+    r = sub.add_parser("readiness", help="GO / NO-GO per domain, with evidence, flags and rollback")
+    r.add_argument("--domain", default="all")
+    r.add_argument("--runs", type=int, default=3, help="executions every check must have passed")
+    r.add_argument("--sample", type=int, default=20, help="random documents compared per collection (x2)")
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("-v", "--verbose", action="store_true", help="also print every check's history and the sample comparison")
+    r.set_defaults(fn=cmd_readiness)
     args = p.parse_args(argv)
     return args.fn(args)
 

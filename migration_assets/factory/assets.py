@@ -9,7 +9,14 @@ import dagster as dg
 from migration_assets.canonical import table_sql
 from migration_assets.contract import describe_collection
 from migration_assets.factory.keys import collection_key, column_key, table_key
-from migration_assets.factory.metadata import column_lineage, markdown_table, static_table_metadata
+from migration_assets.factory.metadata import (
+    collection_schema,
+    column_lineage,
+    markdown_table,
+    progress_line,
+    quarantine_markdown,
+    static_table_metadata,
+)
 from migration_assets.load import LoadOptions, LoadReport, run_loader
 from migration_assets.remap import apply_remap
 from migration_assets.resources import MongoSourceResource, PostgresTargetResource
@@ -22,28 +29,33 @@ class LoadConfig(dg.Config):
     batch_size: int = 2000
     resume: bool = True
     dry_run: bool = False
+    progress_interval_s: float = 10.0
+    # Another run loading the same tables holds the loader's lock: wait this long, then fail.
+    lock_timeout_s: float = 600.0
 
 
 class ProgressLog:
-    """Logs rows done of total, rate and ETA to the run log, at most every ``interval`` s."""
+    """Logs documents done of total, rows written, rate and ETA to the run log, at most every
+    ``interval`` seconds. The rate counts this run's documents only (a resumed load starts
+    from its checkpoint's count)."""
 
-    def __init__(self, log, name: str, interval: float = 5.0):
-        self.log, self.name, self.interval = log, name, interval
-        self.last = time.monotonic()
+    def __init__(self, log, name: str, interval: float = 10.0, clock=time.monotonic):
+        self.log, self.name, self.interval, self.clock = log, name, interval, clock
+        self.last = clock()
+        self.base: tuple[float, int] | None = None  # (time, documents) at the first batch
 
     def __call__(self, report: LoadReport, total: int | None) -> None:
-        now = time.monotonic()
+        now = self.clock()
+        if self.base is None:
+            self.base = (now, report.docs_read)
+            rate = report.docs_per_second if report.resumed_from is None else 0.0
+        else:
+            rate = (report.docs_read - self.base[1]) / (now - self.base[0]) if now > self.base[0] else 0.0
         if now - self.last < self.interval:
             return
         self.last = now
-        rate = report.docs_per_second
-        if total:
-            left = max(0, total - report.docs_read)
-            eta = f", ETA {left / rate:.0f}s" if rate else ""
-            pct = 100.0 * report.docs_read / total
-            self.log.info(f"{self.name}: {report.docs_read}/{total} documents ({pct:.1f}%), {rate:.0f} docs/s{eta}")
-        else:
-            self.log.info(f"{self.name}: {report.docs_read} documents, {rate:.0f} docs/s")
+        self.log.info(progress_line(self.name, report.docs_read, total, sum(report.rows.values()),
+                                    report.docs_quarantined, rate))
 
 
 def source_collection_asset(loader: LoaderSpec) -> dg.AssetSpec:
@@ -52,7 +64,8 @@ def source_collection_asset(loader: LoaderSpec) -> dg.AssetSpec:
         group_name=loader.domain,
         kinds={"mongodb"},
         description=f"Mongo collection `{loader.collection}` (the source).\n\n{describe_collection(loader)}",
-        metadata={"source_contract": dg.MetadataValue.md(describe_collection(loader))},
+        metadata={"source_contract": dg.MetadataValue.md(describe_collection(loader)),
+                  "dagster/column_schema": collection_schema(loader)},
         tags={"domain": loader.domain, "layer": "source"},
     )
 
@@ -95,14 +108,31 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
             "pg_checksum": f"{int(count)}:{int(total) % (1 << 64):016x}",
             "load_path": "COPY into empty tables" if report.fast_path else "COPY to staging + upsert",
             "resumed_from": report.resumed_from or "-",
+            "lock_waited_s": round(report.lock_waited_s, 3),
         }
+        if loader.append_only:
+            # Immutable rows the source changed: never rewritten, reported here (and by checksum_parity).
+            meta["immutable_conflicts"] = len(report.immutable_conflicts)
         if t.is_root:
             meta["timings_s"] = {k: round(v, 3) for k, v in report.timings.items()}
-            if report.quarantine_sample:
-                meta["quarantine_sample"] = dg.MetadataValue.md(markdown_table(
-                    ["_id", "code", "reason"], [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]))
             meta["quarantine_reasons"] = dict(report.quarantine_reasons) or {"none": 0}
+            if report.dry_run:  # nothing was written: show what this pass would quarantine
+                sample = [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]
+                open_total = report.docs_quarantined
+            else:  # the open quarantine: what PostgreSQL lacks, from this run or earlier ones
+                sample, open_total = open_quarantine(conn, loader.name)
+            meta["open_quarantine"] = open_total
+            meta["quarantine_sample"] = dg.MetadataValue.md(quarantine_markdown(sample, open_total))
         yield t, meta
+
+
+def open_quarantine(conn, loader: str, limit: int = 20) -> tuple[list[tuple], int]:
+    sample = conn.execute(
+        "SELECT legacy_id, reason_code, reason FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL "
+        "ORDER BY last_seen_at DESC, legacy_id LIMIT %s", [loader, limit]).fetchall()
+    total = conn.execute("SELECT count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL",
+                         [loader]).fetchone()[0]
+    return sample, int(total)
 
 
 def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
@@ -115,11 +145,12 @@ def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, config: LoadConfig, mongo: MongoSourceResource,
               postgres: PostgresTargetResource):
         options = LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
-                              run_id=context.run.run_id)
+                              run_id=context.run.run_id, lock_timeout_s=config.lock_timeout_s)
         with mongo.session() as source, postgres.connect(f"load_{loader.name}") as conn:
             total = source.count(loader.collection)
             context.log.info(f"{loader.name}: {total} documents in {source.describe()} -> {postgres.redacted_url}")
-            report = run_loader(loader, source, conn, options, ProgressLog(context.log, loader.name), total)
+            report = run_loader(loader, source, conn, options, ProgressLog(context.log, loader.name, config.progress_interval_s),
+                                total, log=context.log.info)
             context.log.info(
                 f"{loader.name}: {report.docs_read} read, {report.docs_loaded} loaded, "
                 f"{report.docs_quarantined} quarantined in {report.seconds:.2f}s"
