@@ -1,0 +1,388 @@
+"""One measurement, run in its own process so that its peak RSS is its own:
+
+    python -m bench.measure {ceiling|platform|naive|dlt|parents} DATASET N DATABASE_URL [LIMIT]
+
+prints one JSON object. The caller (bench/run.py) creates and drops the databases.
+
+* ceiling: the rows the platform writes, built in memory first (not timed), then binary
+  COPY into the same tables (same constraints, indexes and FKs), one COPY per table;
+* platform: ``run_loader`` for each loader (+ deferred remaps), then ``verify_loader``
+  (row counts and checksums, both sides) for each: what the Dagster job's assets and
+  checks call, without the orchestration;
+* naive: decode + the reference transform + one ``INSERT`` per row (one transaction);
+* dlt: ``dlt[postgres]`` loading the decoded documents (its own schema inference and
+  nested-table normalization) into the same server;
+* parents: loads a dataset's parent collections (setup for the ledger, not measured).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import bson
+import psycopg
+
+from bench.datasets import DATABASE, DATASETS, dump_path
+from migration_assets import target as tg
+from migration_assets.ids import new_id
+from migration_assets.kinds import LegacyRef
+from migration_assets.source import DumpSource
+from migration_assets.spec import LoaderSpec, all_loaders
+
+ALLOWED = ["127.0.0.1", "localhost"]
+
+
+class Cpu:
+    """CPU seconds of this process (and its children) and of one PostgreSQL backend: a
+    cost that other people's load on the shared machine inflates far less than wall time."""
+
+    def __init__(self, conn=None):
+        self.pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0] if conn is not None else None
+        self.start = self._now()
+
+    @staticmethod
+    def _backend(pid) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def _now(self) -> tuple[float, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        return client, self._backend(self.pid) if self.pid else float("nan")
+
+    def done(self) -> dict[str, float]:
+        end = self._now()
+        return {"client_cpu_s": round(end[0] - self.start[0], 3), "server_cpu_s": round(end[1] - self.start[1], 3)}
+
+
+def peak_rss_mb() -> float:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(self_kb, children_kb) / 1024, 1)
+
+
+def loaders_for(collections) -> list[LoaderSpec]:
+    return [l for l in all_loaders() if l.collection in collections]
+
+
+def measured(dataset: str) -> list[LoaderSpec]:
+    return loaders_for(DATASETS[dataset]["collections"])
+
+
+def source_for(dataset: str, n: int) -> DumpSource:
+    return DumpSource(dump_path(dataset, n), DATABASE)
+
+
+def doc_count(source: DumpSource, loaders, limit: int | None = None) -> int:
+    return sum(min(source.count(l.collection), limit or 1 << 62) for l in loaders)
+
+
+def _limited(source: DumpSource, collection: str, limit: int | None):
+    """Raw documents of ``collection``, the first ``limit`` of them."""
+    n = 0
+    for batch in source.iter_batches(collection, batch_size=5000):
+        for raw in batch.docs:
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield raw
+
+
+# --- rows in memory (ceiling, naive) ---------------------------------------------------
+
+def built_rows(loader: LoaderSpec, source, raws, parents: dict[tuple[str, str], Any]) -> dict[str, list[list[Any]]]:
+    """The rows the platform writes for these documents (the reference transform; own ids
+    are the fresh load's uuid5, parents come from ``parents``); rejected documents are left
+    out, as the platform quarantines them."""
+    from migration_assets.load import Rejected, decode_and_transform, prepare_context
+    from migration_assets.target import adapt_row, json_positions
+
+    ctx = prepare_context(loader, source)
+    out: dict[str, list[list[Any]]] = {t.table: [] for t in loader.tables}
+    own = set(loader.table_names)
+    jpos = {t.table: json_positions(t.columns) for t in loader.tables}
+    for raw in raws:
+        res = decode_and_transform(loader, raw, ctx)
+        if isinstance(res, Rejected):
+            continue
+        ok = True
+        for table, rows in res.rows.items():
+            for row in rows:
+                for i, v in enumerate(row):
+                    if isinstance(v, LegacyRef):
+                        pk = new_id(v.table, v.legacy_id) if v.table in own else parents.get((v.table, v.legacy_id))
+                        ok = ok and pk is not None
+                        row[i] = pk
+        if ok:
+            for table, rows in res.rows.items():
+                pos = jpos[table]
+                out[table].extend(adapt_row(r, pos) if pos else r for r in rows)
+    return out
+
+
+def own_ids(loader: LoaderSpec, rows: dict[str, list[list[Any]]]) -> dict[tuple[str, str], Any]:
+    """(table, legacy id) -> id of the rows just built (later loaders reference them)."""
+    out = {}
+    for t in loader.tables:
+        names = t.column_names
+        if "id" in names and "legacy_object_id" in names:
+            i, li = names.index("id"), names.index("legacy_object_id")
+            out.update({(t.table, r[li]): r[i] for r in rows[t.table]})
+    return out
+
+
+def parent_ids(conn, loaders) -> dict[tuple[str, str], Any]:
+    """(table, legacy id) -> id of every row of the parents these loaders reference."""
+    out = {}
+    for table in sorted({p for l in loaders for p in l.external_parents()}):
+        for legacy, pk in conn.execute(f"SELECT legacy_object_id, id FROM public.{table}"):
+            out[(table, legacy)] = pk
+    return out
+
+
+# --- (a) the ceiling -------------------------------------------------------------------
+
+def ceiling(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    from migration_assets.fastpath import copy_types
+
+    source = source_for(dataset, n)
+    loaders = measured(dataset)
+    conn = tg.connect(url, ALLOWED)
+    parents = parent_ids(conn, loaders)
+    built = []
+    for l in loaders:
+        rows = built_rows(l, source, _limited(source, l.collection, limit), parents)
+        parents.update(own_ids(l, rows))
+        built.append((l, rows))
+    total_rows = sum(len(r) for _, rows in built for r in rows.values())
+    cpu = Cpu(conn)
+    t0 = time.perf_counter()
+    for l, rows in built:
+        for t in l.tables:
+            names = copy_types(conn, f"public.{t.table}")
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(f"COPY public.{t.table} ({', '.join(t.column_names)}) FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types([names[c] for c in t.column_names])
+                    for row in rows[t.table]:
+                        cp.write_row(row)
+    seconds = time.perf_counter() - t0
+    used = cpu.done()
+    conn.close()
+    return {"seconds": seconds, "docs": doc_count(source, loaders, limit), "rows": total_rows, **used,
+            "method": "psycopg binary COPY (set_types), one COPY per table, rows prebuilt", "peak_rss_mb": peak_rss_mb()}
+
+
+# --- (b) the platform ------------------------------------------------------------------
+
+def platform_reference(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    """(b) with the fast path off: the reference transform, resolution, text COPY and checksums."""
+    from migration_assets import fastpath
+
+    fastpath.CHECKSUMS_ENABLED = False
+    return platform(dataset, n, url, limit, compiled=False)
+
+
+def platform(dataset: str, n: int, url: str, limit: int | None = None, compiled: bool = True) -> dict[str, Any]:
+    import migration_assets.fastpath  # noqa: F401  (imported before the clock starts, as in a warm process)
+    from migration_assets.load import LoadOptions, run_loader
+    from migration_assets.remap import apply_remap
+    from migration_assets.verify import verify_loader, verify_remap
+
+    source = source_for(dataset, n)
+    loaders = measured(dataset)
+    conn = tg.connect(url, ALLOWED)
+    out: dict[str, Any] = {"docs": doc_count(source, loaders), "loaders": {}}
+    timings: dict[str, float] = {}
+    cpu = Cpu(conn)
+    t0 = time.perf_counter()
+    for l in loaders:
+        r = run_loader(l, source, conn, LoadOptions(batch_size=5000, run_id="bench", compiled=compiled))
+        out["loaders"][l.name] = {"docs": r.docs_read, "loaded": r.docs_loaded, "quarantined": r.docs_quarantined,
+                                  "seconds": round(r.seconds, 3)}
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    for l in loaders:
+        for remap in l.remaps:
+            timings["remap"] = timings.get("remap", 0.0) + apply_remap(l, remap, source, conn, run_id="bench").seconds
+    t_load = time.perf_counter() - t0
+    src_rows = tgt_rows = 0
+    src_s = tgt_s = 0.0
+    ok = True
+    for l in loaders:
+        v = verify_loader(l, source, conn)
+        ok = ok and v.ok and all(t.counts_match for t in v.tables.values())
+        src_s += v.seconds_source
+        tgt_s += v.seconds_target
+        src_rows += sum(t.source.count for t in v.tables.values())
+        tgt_rows += sum(t.target.count for t in v.tables.values())
+        for remap in l.remaps:
+            tv = verify_remap(l, remap, source, conn)
+            ok = ok and tv.checksums_match
+    seconds = time.perf_counter() - t0
+    out.update(cpu.done())
+    timings["verify_source"] = src_s
+    timings["verify_target"] = tgt_s
+    timings["verify_other"] = seconds - t_load - src_s - tgt_s
+    out.update({
+        "seconds": seconds, "load_seconds": t_load, "verified": ok,
+        "rows": tgt_rows, "timings": {k: round(v, 3) for k, v in timings.items()},
+        "checksum_source_rows_per_s": round(src_rows / src_s) if src_s else None,
+        "checksum_target_rows_per_s": round(tgt_rows / tgt_s) if tgt_s else None,
+        "peak_rss_mb": peak_rss_mb(),
+    })
+    conn.close()
+    return out
+
+
+def parents(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    """Setup: load the parent collections with the platform (not measured)."""
+    from migration_assets.load import LoadOptions, run_loader
+    from migration_assets.remap import apply_remap
+
+    source = source_for(dataset, n)
+    conn = tg.connect(url, ALLOWED)
+    t0 = time.perf_counter()
+    for l in loaders_for(DATASETS[dataset]["parents"]):
+        run_loader(l, source, conn, LoadOptions(batch_size=5000, run_id="bench-setup"))
+        for remap in l.remaps:
+            apply_remap(l, remap, source, conn, run_id="bench-setup")
+    conn.execute("VACUUM ANALYZE")
+    conn.close()
+    return {"seconds": time.perf_counter() - t0}
+
+
+# --- (c) naive -------------------------------------------------------------------------
+
+def naive(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    """What a first script does: decode, transform, INSERT one row at a time."""
+    source = source_for(dataset, n)
+    loaders = measured(dataset)
+    conn = psycopg.connect(url)  # one transaction, committed at the end
+    cpu = Cpu(conn)
+    t0 = time.perf_counter()
+    parents = parent_ids(conn, loaders)
+    rows_written = 0
+    for l in loaders:
+        rows = built_rows(l, source, _limited(source, l.collection, limit), parents)
+        parents.update(own_ids(l, rows))
+        with conn.cursor() as cur:
+            for t in l.tables:
+                sql = (f"INSERT INTO public.{t.table} ({', '.join(t.column_names)}) "
+                       f"VALUES ({', '.join(['%s'] * len(t.column_names))})")
+                for row in rows[t.table]:
+                    cur.execute(sql, row)
+                    rows_written += 1
+    conn.commit()
+    seconds = time.perf_counter() - t0
+    used = cpu.done()
+    conn.close()
+    return {"seconds": seconds, "docs": doc_count(source, loaders, limit), "rows": rows_written, **used,
+            "method": "reference transform + one INSERT per row (psycopg execute), one transaction",
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def naive_to_sql(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    """The other naive script: the same rows as DataFrames, ``pandas.DataFrame.to_sql``
+    (``method="multi"``, multi-row INSERTs of 1000 rows) through SQLAlchemy."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    source = source_for(dataset, n)
+    loaders = measured(dataset)
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    cpu = Cpu()
+    t0 = time.perf_counter()
+    with engine.begin() as c:
+        parents = {}
+        for table in sorted({p for l in loaders for p in l.external_parents()}):
+            for legacy, pk in c.exec_driver_sql(f"SELECT legacy_object_id, id FROM public.{table}"):
+                parents[(table, legacy)] = pk
+        rows_written = 0
+        for l in loaders:
+            rows = built_rows(l, source, _limited(source, l.collection, limit), parents)
+            parents.update(own_ids(l, rows))
+            for t in l.tables:
+                data = [[v.obj if hasattr(v, "obj") and type(v).__name__ == "Jsonb" else v for v in r] for r in rows[t.table]]
+                frame = pd.DataFrame(data, columns=list(t.column_names), dtype=object)
+                frame.to_sql(t.table, c, schema="public", if_exists="append", index=False, method="multi", chunksize=1000)
+                rows_written += len(frame)
+    seconds = time.perf_counter() - t0
+    engine.dispose()
+    return {"seconds": seconds, "docs": doc_count(source, loaders, limit), "rows": rows_written, **cpu.done(),
+            "method": "reference transform + pandas.DataFrame.to_sql(method='multi', chunksize=1000)",
+            "peak_rss_mb": peak_rss_mb()}
+
+
+# --- (d) dlt ---------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """BSON values dlt does not know (ObjectId, Decimal128) as str / Decimal."""
+    from bson import Decimal128, ObjectId
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    return value
+
+
+def dlt_load(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
+    import dlt
+
+    from migration_assets.source import DECODE_OPTIONS
+
+    source = source_for(dataset, n)
+    loaders = measured(dataset)
+    # dlt wants a password in the DSN even when the server trusts the connection.
+    parts = url.split("://", 1)[1]
+    creds = f"postgresql://postgres:x@{parts.split('@', 1)[1]}"
+    pipelines_dir = Path(__file__).resolve().parent / "data" / f"dlt-{uuid.uuid4().hex[:8]}"
+
+    def docs(collection: str):
+        for raw in _limited(source, collection, limit):
+            yield _plain(bson.decode(raw, DECODE_OPTIONS))
+
+    cpu = Cpu()
+    t0 = time.perf_counter()
+    pipeline = dlt.pipeline(pipeline_name=f"bench_{uuid.uuid4().hex[:8]}", pipelines_dir=str(pipelines_dir),
+                            destination=dlt.destinations.postgres(credentials=creds), dataset_name="dlt_bench",
+                            progress=None)
+    resources = [dlt.resource(docs(l.collection), name=l.collection, write_disposition="append") for l in loaders]
+    info = pipeline.run(resources)
+    seconds = time.perf_counter() - t0
+    used = cpu.done()
+    with psycopg.connect(url) as c:
+        rows = sum(c.execute(f"SELECT count(*) FROM dlt_bench.{t}").fetchone()[0]
+                   for (t,) in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'dlt_bench' "
+                                         "AND tablename NOT LIKE '\\_dlt%'").fetchall())
+    import shutil
+
+    shutil.rmtree(pipelines_dir, ignore_errors=True)
+    return {"seconds": seconds, "docs": doc_count(source, loaders, limit), "rows": rows, **used,
+            "method": f"dlt {dlt.__version__} pipeline.run, postgres destination, default settings",
+            "load_info": str(info).splitlines()[0][:200], "peak_rss_mb": peak_rss_mb()}
+
+
+KINDS = {"ceiling": ceiling, "platform": platform, "platform_reference": platform_reference, "naive": naive, "naive_to_sql": naive_to_sql, "dlt": dlt_load,
+         "parents": parents}
+
+if __name__ == "__main__":
+    kind, dataset, n, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    limit = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+    result = KINDS[kind](dataset, n, url, limit)
+    print("RESULT " + json.dumps(result, default=str), flush=True)
