@@ -55,22 +55,31 @@ def schema_template(pg_server):
         c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def create_database(pg_server: str, prefix: str, template: str | None = None) -> str:
+    """A new database (a copy of ``template`` when given); returns its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return name
+
+
+def drop_databases(pg_server: str, *names: str) -> None:
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        for name in names:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def make_target_db(pg_server, schema_template):
     """Factory of fresh, migrated target databases (dropped after the test)."""
     created = []
 
     def make() -> str:
-        name = f"ma_t_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(pg_server, autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {name} TEMPLATE {schema_template}")
-        created.append(name)
-        return db_url(pg_server, name)
+        created.append(create_database(pg_server, "ma_t", schema_template))
+        return db_url(pg_server, created[-1])
 
     yield make
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        for name in created:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_databases(pg_server, *created)
 
 
 @pytest.fixture
@@ -156,3 +165,14 @@ def definitions():
     from migration_assets.definitions import defs
 
     return defs()
+
+
+@pytest.fixture
+def migrated(migration_env, definitions, live_source_db, target_conn):
+    """Every domain migrated from the live source into a fresh target; the target connection."""
+    from migration_assets_tests.helpers import failed_checks, run_job
+
+    migration_env(mode="live", database=live_source_db)
+    result = run_job(definitions, "migrate_all_tables")
+    assert result.success, failed_checks(result)
+    return target_conn

@@ -19,8 +19,9 @@ def failed_checks(result) -> list[str]:
     return sorted(f"{k[0]}:{k[1]}" for k, e in check_evaluations(result).items() if not e.passed)
 
 
-def table_rows(conn, table: str, order: str = "1") -> list[tuple]:
-    return conn.execute(f"SELECT * FROM public.{table} ORDER BY {order}").fetchall()
+def table_rows(conn, table: str) -> list[tuple]:
+    """Every row, in a total order (composite keys included)."""
+    return sorted(conn.execute(f"SELECT * FROM public.{table}").fetchall(), key=repr)
 
 
 def meta_value(evaluation, key: str):

@@ -23,7 +23,7 @@ from migration_assets.generator.writers import write_dump, write_mongo
 from migration_assets.ids import new_id
 from migration_assets.kinds import dumps_json, to_json_value
 from migration_assets.spec import DOMAINS, all_loaders, loaders_in_domain
-from migration_assets_tests.conftest import db_url
+from migration_assets_tests.conftest import create_database, db_url, drop_databases
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job
 
 pytestmark = pytest.mark.integration
@@ -62,16 +62,11 @@ def module_db(pg_server, schema_template):
     created = []
 
     def make() -> str:
-        name = f"ma_dom_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(pg_server, autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {name} TEMPLATE {schema_template}")
-        created.append(name)
-        return db_url(pg_server, name)
+        created.append(create_database(pg_server, "ma_dom", schema_template))
+        return db_url(pg_server, created[-1])
 
     yield make
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        for name in created:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_databases(pg_server, *created)
 
 
 @pytest.fixture(scope="module")
@@ -368,7 +363,7 @@ def bad_documents(world) -> dict[str, list[tuple[dict, str]]]:
             (copy("fundsledgerentries", amount=Decimal128("1E-19")), "precision_loss"),
             (copy("fundsledgerentries", amount=Decimal128("-5")), "constraint_violation"),
         ],
-        "chats": [(dup, "constraint_violation"), (no_body, "missing_required"), (ghost_sender, "missing_reference"),
+        "chats": [(dup, "duplicate_key"), (no_body, "missing_required"), (ghost_sender, "missing_reference"),
                   (chat(messages="not an array"), "wrong_type")],
         "notifications": [(copy("notifications", user=_missing()), "missing_reference"),
                           (without(copy("notifications"), "title"), "missing_required")],
