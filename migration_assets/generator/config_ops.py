@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from bson import Decimal128, ObjectId
 from bson.int64 import Int64

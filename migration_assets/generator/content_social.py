@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from migration_assets.generator.world import World
 
 TITLES = ["Güvenli alışverişin 5 kuralı", "How escrow protects you", "Neue Zahlungsmethoden", "Kripto ile ödeme rehberi 🪙",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from bson import Decimal128
-
 from migration_assets.generator.world import World
 
 ROLES = ["user"] * 12 + ["seller"] * 6 + ["admin", "moderator", "guard"]

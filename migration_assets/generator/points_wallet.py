@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from migration_assets.generator.world import World
 
 LEVELS = [
