@@ -35,7 +35,7 @@ def render(results: dict) -> str:
         for key, label in [("platform_vs_ceiling", "(b)/(a)"), ("platform_vs_naive", "(b)/(c)"),
                            ("platform_vs_naive_to_sql", "(b)/(c′)"), ("platform_vs_dlt", "(b)/(d)"),
                            ("fast_path_speedup", "(b)/(b′)")]:
-            out.append(f"| {label} | " + " | ".join(str(r["ratios"].get(key, "–")) for r in rows.values()) + " |")
+            out.append(f"| {label} | " + " | ".join(_ratio(r, key) for r in rows.values()) + " |")
         out.append("| platform peak RSS | " + " | ".join(f"{r['platform']['peak_rss_mb']:.0f} MB" for r in rows.values()) + " |")
         out.append("| checksum rows/s (source / target) | " + " | ".join(
             f"{r['platform']['checksum_source_rows_per_s']:,} / {r['platform']['checksum_target_rows_per_s']:,}"
@@ -49,6 +49,14 @@ def render(results: dict) -> str:
         out.append(f"Platform time at {int(list(rows)[-1]):,} documents (s): "
                    + ", ".join(f"{k} {v}" for k, v in top["timings"].items()) + "\n")
     return "\n".join(out)
+
+
+def _ratio(r: dict, key: str) -> str:
+    """A ratio, or why there is none: a baseline re-measured on a smaller dump is no same-run basis."""
+    base = {"platform_vs_naive": "naive", "platform_vs_naive_to_sql": "naive_to_sql", "platform_vs_dlt": "dlt"}.get(key)
+    if base and r.get(base) and r[base]["docs"] != r["platform"]["docs"]:
+        return f"– (baseline on {r[base]['docs']:,})"
+    return str(r["ratios"].get(key, "–"))
 
 
 def targets(results: dict) -> str:

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 DOCS = ROOT / "docs" / "screenshots"
-LOCATION = "migration_assets.definitions"
+LOCATION = "migration_assets"  # workspace.yaml location_name
 LINEAGE_TABLE = "funds_ledger_entries" if "funds_ledger_entries" in all_tables() else "seller_offers"
 TIMEOUT_MS = 60_000
 
