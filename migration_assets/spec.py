@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from migration_assets.kinds import LEGACY_ID, DerivedId, Kind, LegacyId, Ref, RowId
+from migration_assets.kinds import LEGACY_ID, TEXT, DerivedId, Kind, LegacyId, Ref, RowId
 
 DOMAINS = ("auth", "marketplace", "payments", "points_wallet", "config_ops", "content_social", "chat")
 
@@ -262,6 +262,20 @@ def derived_id_column(table: str) -> Column:
     """``id`` of a zero-or-one child row without a legacy id: uuid5 of table + document ``_id``."""
     return Column("id", DerivedId(table), "$root._id", required=True,
                   doc="uuid5 of this table and the enclosing document's _id")
+
+
+def postal_address_columns() -> tuple[Column, ...]:
+    """The postal address shape the backend uses everywhere (user addresses, delivery addresses)."""
+    return (
+        Column("recipient_name", TEXT, "recipientName"),
+        Column("line1", TEXT, "line1", required=True),
+        Column("line2", TEXT, "line2"),
+        Column("city", TEXT, "city", required=True),
+        Column("region", TEXT, "region"),
+        Column("postal_code", TEXT, "postalCode"),
+        Column("country_code", TEXT, "country", required=True),
+        Column("phone", TEXT, "phone"),
+    )
 
 
 def legacy_column(path: str = "_id") -> Column:

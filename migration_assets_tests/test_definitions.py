@@ -64,12 +64,12 @@ def test_pure_modules_do_not_import_dagster():
 
 
 def test_no_deprecated_dagster_apis():
-    banned = re.compile(r"AutoMaterializePolicy|SourceAsset\(|compute_kind=|non_argument_deps|load_defs\(|"
-                        r"project_root=|build_last_update_freshness_checks|get_job_def\(")
+    # Assembled from pieces so this file does not itself contain the names it bans.
+    names = ["AutoMaterialize" + "Policy", "Source" + "Asset\\(", "compute" + "_kind=", "non_argument" + "_deps",
+             "load" + "_defs\\(", "project" + "_root=", "build_last_update" + "_freshness_checks", "get_job" + "_def\\("]
+    banned = re.compile("|".join(names))
     offenders = []
     for path in list((ROOT / "migration_assets").rglob("*.py")) + list((ROOT / "migration_assets_tests").rglob("*.py")):
-        if path.name == "test_definitions.py":
-            continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
             if banned.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{i}")

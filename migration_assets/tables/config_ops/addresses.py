@@ -20,7 +20,7 @@ from typing import Any
 
 from migration_assets.enums import ADDRESS_TYPE
 from migration_assets.kinds import BOOL, TEXT, TIMESTAMP, Ref, legacy_hex
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column, postal_address_columns
 
 
 def find_demoted_primaries(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -60,14 +60,7 @@ ADDRESSES = TableSpec(
         Column("is_primary", BOOL, compute=is_primary, lineage=("isPrimary", "user", "updatedAt", "createdAt"),
                required=True, doc="isPrimary, except older primaries of a user with a more recent one"),
         Column("label", TEXT, "label"),
-        Column("recipient_name", TEXT, "recipientName"),
-        Column("line1", TEXT, "line1", required=True),
-        Column("line2", TEXT, "line2"),
-        Column("city", TEXT, "city", required=True),
-        Column("region", TEXT, "region"),
-        Column("postal_code", TEXT, "postalCode"),
-        Column("country_code", TEXT, "country", required=True),
-        Column("phone", TEXT, "phone"),
+        *postal_address_columns(),
         Column("created_at", TIMESTAMP, "createdAt", required=True),
         Column("updated_at", TIMESTAMP, "updatedAt"),
     ),

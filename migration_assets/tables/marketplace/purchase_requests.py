@@ -32,6 +32,7 @@ from migration_assets.spec import (
     id_column,
     legacy_column,
     parent_column,
+    postal_address_columns,
 )
 
 PR = "purchase_requests"
@@ -81,14 +82,7 @@ DELIVERY_ADDRESS = TableSpec(
     parent_column="purchase_request_id",
     columns=(
         parent_column("purchase_request_id", PR),
-        Column("recipient_name", TEXT, "recipientName"),
-        Column("line1", TEXT, "line1", required=True),
-        Column("line2", TEXT, "line2"),
-        Column("city", TEXT, "city", required=True),
-        Column("region", TEXT, "region"),
-        Column("postal_code", TEXT, "postalCode"),
-        Column("country_code", TEXT, "country", required=True),
-        Column("phone", TEXT, "phone"),
+        *postal_address_columns(),
     ),
 )
 
