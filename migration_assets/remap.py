@@ -36,7 +36,15 @@ def refused_references(conn: psycopg.Connection, remap: DeferredRemap) -> list[t
     return [tuple(r) for r in conn.execute(remap.validate_sql).fetchall()]
 
 
-def apply_remap(loader: LoaderSpec, remap: DeferredRemap, source, conn: psycopg.Connection, *, run_id: str) -> RemapResult:
+def apply_remap(loader: LoaderSpec, remap: DeferredRemap, source, conn: psycopg.Connection, *, run_id: str,
+                lock_timeout_s: float = 600.0) -> RemapResult:
+    """Apply the remap under the loader's advisory lock: it rewrites the loader's table, so it
+    never runs while another process is loading that table."""
+    with tg.loader_lock(conn, loader.name, timeout_s=lock_timeout_s):
+        return _apply_remap(loader, remap, source, conn, run_id=run_id)
+
+
+def _apply_remap(loader: LoaderSpec, remap: DeferredRemap, source, conn: psycopg.Connection, *, run_id: str) -> RemapResult:
     t0 = time.perf_counter()
     column = loader.table(remap.table).column(remap.column)
     result = RemapResult()

@@ -108,3 +108,25 @@ def test_second_run_waits_for_the_lock_and_a_third_times_out(tmp_path, make_targ
     print(f"\nconcurrency: B waited {mats_b['public/users']['lock_waited_s']}s for A's lock, C failed after 2s; "
           f"{n} users, 0 duplicates")
     conn.close()
+
+
+def test_remap_waits_for_the_loader_lock(target_url, stack_env, live_source_db):
+    """The selectedOffer remap rewrites purchase_requests: it takes the same lock as its loader."""
+    from migration_assets import target as tg
+    from migration_assets.remap import apply_remap
+    from migration_assets.source import LiveSource
+    from migration_assets.spec import loader_for_table
+
+    loader = loader_for_table("purchase_requests")
+    holder = tg.connect(target_url, ["127.0.0.1"])
+    other = tg.connect(target_url, ["127.0.0.1"])
+    source = LiveSource(stack_env["MONGODB_URI"], live_source_db)
+    try:
+        assert tg.try_loader_lock(holder, loader.name)
+        with pytest.raises(tg.LoadLocked, match="purchase_requests"):
+            apply_remap(loader, loader.remaps[0], source, other, run_id="t", lock_timeout_s=1.0)
+        holder.close()
+        apply_remap(loader, loader.remaps[0], source, other, run_id="t", lock_timeout_s=5.0)
+    finally:
+        source.close()
+        other.close()
