@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -262,6 +262,36 @@ def derived_id_column(table: str) -> Column:
     """``id`` of a zero-or-one child row without a legacy id: uuid5 of table + document ``_id``."""
     return Column("id", DerivedId(table), "$root._id", required=True,
                   doc="uuid5 of this table and the enclosing document's _id")
+
+
+def demote_duplicates(docs: Iterable[Mapping[str, Any]], *, flagged: Callable[[Mapping[str, Any]], bool],
+                      group: Callable[[Mapping[str, Any]], Any], rank: Callable[[Mapping[str, Any]], Any],
+                      keep: str = "first") -> dict[str, str]:
+    """A flag PostgreSQL allows once per group (an active category name, a user's primary
+    address) that Mongo holds several times: among the flagged documents of a group, keep the
+    first (or last) by ``rank``; returns each other one's ``_id`` -> the kept one's ``_id``."""
+    members = []
+    for d in docs:
+        if flagged(d):
+            g = group(d)
+            if g is not None:
+                members.append((g, rank(d), str(d["_id"])))
+    kept: dict[Any, str] = {}
+    for g, _, oid in sorted(members, key=lambda m: m[1], reverse=keep == "last"):
+        kept.setdefault(g, oid)
+    return {oid: kept[g] for g, _, oid in members if kept[g] != oid}
+
+
+def flag_unless_demoted(field: str, default: bool, ctx_key: str):
+    """``compute`` of a flag column: the document's flag, false for a demoted duplicate."""
+
+    def compute(source: Mapping[str, Any], doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
+        value = doc.get(field, default)
+        if value is True and str(doc["_id"]) in ctx.get(ctx_key, {}):
+            return False
+        return value
+
+    return compute
 
 
 def postal_address_columns() -> tuple[Column, ...]:

@@ -20,33 +20,34 @@ from typing import Any
 
 from migration_assets.enums import ADDRESS_TYPE
 from migration_assets.kinds import BOOL, TEXT, TIMESTAMP, Ref, legacy_hex
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column, postal_address_columns
+from migration_assets.spec import (
+    Column,
+    LoaderSpec,
+    TableSpec,
+    demote_duplicates,
+    flag_unless_demoted,
+    id_column,
+    legacy_column,
+    postal_address_columns,
+)
+
+
+def owner(d: Mapping[str, Any]) -> str | None:
+    try:
+        return legacy_hex(d.get("user"))
+    except Exception:
+        return None  # an unmappable owner is quarantined by the transform
 
 
 def find_demoted_primaries(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Legacy ids of primary addresses a more recently set primary of the same user outranks."""
-    winners: dict[str, tuple] = {}
-    claimed: list[tuple[str, tuple, str]] = []
-    for d in docs:
-        if d.get("isPrimary") is not True:
-            continue
-        try:
-            user = legacy_hex(d.get("user"))
-        except Exception:
-            continue
-        rank = (d.get("updatedAt") or d.get("createdAt"), str(d["_id"]))
-        claimed.append((user, rank, str(d["_id"])))
-        if user not in winners or rank > winners[user]:
-            winners[user] = rank
-    demoted = {oid: user for user, rank, oid in claimed if rank != winners[user]}
-    return {"demoted_primaries": demoted}
-
-
-def is_primary(source: Mapping[str, Any], doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
-    value = doc.get("isPrimary", False)
-    if value is True and str(doc["_id"]) in ctx.get("demoted_primaries", {}):
-        return False
-    return value
+    """Primary addresses a more recently set primary of the same user outranks."""
+    return {"demoted_primaries": demote_duplicates(
+        docs,
+        flagged=lambda d: d.get("isPrimary") is True,
+        group=owner,
+        rank=lambda d: (d.get("updatedAt") or d.get("createdAt"), str(d["_id"])),
+        keep="last",
+    )}
 
 
 ADDRESSES = TableSpec(
@@ -57,7 +58,8 @@ ADDRESSES = TableSpec(
         legacy_column(),
         Column("user_id", Ref("users"), "user", required=True),
         Column("type", ADDRESS_TYPE, "type", required=True, default="shipping"),
-        Column("is_primary", BOOL, compute=is_primary, lineage=("isPrimary", "user", "updatedAt", "createdAt"),
+        Column("is_primary", BOOL, compute=flag_unless_demoted("isPrimary", False, "demoted_primaries"),
+               lineage=("isPrimary", "user", "updatedAt", "createdAt"),
                required=True, doc="isPrimary, except older primaries of a user with a more recent one"),
         Column("label", TEXT, "label"),
         *postal_address_columns(),

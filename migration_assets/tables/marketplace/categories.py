@@ -12,7 +12,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from migration_assets.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.spec import (
+    Column,
+    LoaderSpec,
+    TableSpec,
+    demote_duplicates,
+    flag_unless_demoted,
+    id_column,
+    legacy_column,
+)
 
 
 def normalized_name(name: str) -> str:
@@ -21,28 +29,13 @@ def normalized_name(name: str) -> str:
 
 
 def find_demoted(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Legacy ids of active categories whose normalized name an older active one holds."""
-    active = [
-        d for d in docs
-        if d.get("isActive", True) is True and isinstance(d.get("name"), str)
-    ]
-    active.sort(key=lambda d: (d.get("createdAt"), str(d["_id"])))
-    seen: dict[str, str] = {}
-    demoted: dict[str, str] = {}
-    for d in active:
-        key = normalized_name(d["name"])
-        if key in seen:
-            demoted[str(d["_id"])] = seen[key]
-        else:
-            seen[key] = str(d["_id"])
-    return {"demoted": demoted}
-
-
-def is_active(source: Mapping[str, Any], doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
-    value = doc.get("isActive", True)
-    if value is True and str(doc["_id"]) in ctx.get("demoted", {}):
-        return False
-    return value
+    """Active categories whose normalized name an older active one holds (0009's ranking)."""
+    return {"demoted": demote_duplicates(
+        docs,
+        flagged=lambda d: d.get("isActive", True) is True and isinstance(d.get("name"), str),
+        group=lambda d: normalized_name(d["name"]),
+        rank=lambda d: (d.get("createdAt"), str(d["_id"])),
+    )}
 
 
 CATEGORIES = TableSpec(
@@ -55,7 +48,8 @@ CATEGORIES = TableSpec(
         Column("slug", TEXT, "slug", required=True),
         Column("description", TEXT, "description"),
         Column("parent_id", Ref("categories"), "parent", deferred=True),
-        Column("is_active", BOOL, compute=is_active, lineage=("isActive", "name", "createdAt"), required=True,
+        Column("is_active", BOOL, compute=flag_unless_demoted("isActive", True, "demoted"),
+               lineage=("isActive", "name", "createdAt"), required=True,
                doc="isActive, except later duplicates of an active name (migration 0009 rule)"),
         Column("sort_order", INT, "sortOrder", required=True, default=0),
         Column("created_at", TIMESTAMP, "createdAt", required=True),
