@@ -54,13 +54,14 @@ def tamper(conn, table: str, column: str, k: int) -> list[str]:
 
 
 def main() -> None:
-    from migration_assets.diff import bisect_diff
-    from migration_assets.kinds import Text
-    from migration_assets.load import LoadOptions, ancestors, run_loader
-    from migration_assets.schema import apply_migrations
-    from migration_assets.source import DumpSource
-    from migration_assets.spec import all_loaders
-    from migration_assets.verify import diff_rows, verify_loader
+    from migration_assets.load.report import LoadOptions
+    from migration_assets.load.run import run_loader
+    from migration_assets.source.dump import DumpSource
+    from migration_assets.specs.kinds import Text
+    from migration_assets.specs.registry import all_loaders, ancestors
+    from migration_assets.target.schema import apply_migrations
+    from migration_assets.verify.checksums import verify_loader
+    from migration_assets.verify.diff import bisect_diff, diff_rows
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=40)

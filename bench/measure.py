@@ -30,11 +30,12 @@ import bson
 import psycopg
 
 from bench.datasets import DATABASE, DATASETS, dump_path
-from migration_assets import target as tg
-from migration_assets.ids import new_id
-from migration_assets.kinds import LegacyRef
-from migration_assets.source import DumpSource
-from migration_assets.spec import LoaderSpec, all_loaders
+from migration_assets.source.dump import DumpSource
+from migration_assets.specs.ids import new_id
+from migration_assets.specs.kinds import LegacyRef
+from migration_assets.specs.model import LoaderSpec
+from migration_assets.specs.registry import all_loaders
+from migration_assets.target import guard as tg
 
 ALLOWED = ["127.0.0.1", "localhost"]
 
@@ -105,15 +106,17 @@ def built_rows(loader: LoaderSpec, source, raws, parents: dict[tuple[str, str], 
     """The rows the platform writes for these documents (the reference transform; own ids
     are the fresh load's uuid5, parents come from ``parents``); rejected documents are left
     out, as the platform quarantines them."""
-    from migration_assets.load import Rejected, decode_and_transform, prepare_context
-    from migration_assets.target import adapt_row, json_positions
+    from migration_assets.target.write import adapt_row, json_positions
+    from migration_assets.transform.context import prepare_context
+    from migration_assets.transform.document import reference_document
+    from migration_assets.transform.results import Rejected
 
     ctx = prepare_context(loader, source)
     out: dict[str, list[list[Any]]] = {t.table: [] for t in loader.tables}
     own = set(loader.table_names)
-    jpos = {t.table: json_positions(t.columns) for t in loader.tables}
+    jpos = {t.table: json_positions(t) for t in loader.tables}
     for raw in raws:
-        res = decode_and_transform(loader, raw, ctx)
+        res = reference_document(loader, raw, ctx)
         if isinstance(res, Rejected):
             continue
         ok = True
@@ -154,7 +157,7 @@ def parent_ids(conn, loaders) -> dict[tuple[str, str], Any]:
 # --- (a) the ceiling -------------------------------------------------------------------
 
 def ceiling(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
-    from migration_assets.fastpath import copy_types
+    from migration_assets.target.write import copy_types
 
     source = source_for(dataset, n)
     loaders = measured(dataset)
@@ -186,18 +189,16 @@ def ceiling(dataset: str, n: int, url: str, limit: int | None = None) -> dict[st
 # --- (b) the platform ------------------------------------------------------------------
 
 def platform_reference(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
-    """(b) with the fast path off: the reference transform, resolution, text COPY and checksums."""
-    from migration_assets import fastpath
-
-    fastpath.CHECKSUMS_ENABLED = False
+    """(b) with the compiled code off: the reference transform and checksums."""
     return platform(dataset, n, url, limit, compiled=False)
 
 
 def platform(dataset: str, n: int, url: str, limit: int | None = None, compiled: bool = True) -> dict[str, Any]:
-    import migration_assets.fastpath  # noqa: F401  (imported before the clock starts, as in a warm process)
-    from migration_assets.load import LoadOptions, run_loader
-    from migration_assets.remap import apply_remap
-    from migration_assets.verify import verify_loader, verify_remap
+    import migration_assets.transform.compiled  # noqa: F401  (imported before the clock starts, as in a warm process)
+    from migration_assets.load.remap import apply_remap
+    from migration_assets.load.report import LoadOptions
+    from migration_assets.load.run import run_loader
+    from migration_assets.verify.checksums import verify_loader, verify_remap
 
     source = source_for(dataset, n)
     loaders = measured(dataset)
@@ -220,7 +221,7 @@ def platform(dataset: str, n: int, url: str, limit: int | None = None, compiled:
     src_s = tgt_s = 0.0
     ok = True
     for l in loaders:
-        v = verify_loader(l, source, conn)
+        v = verify_loader(l, source, conn, compiled=compiled)
         ok = ok and v.ok and all(t.counts_match for t in v.tables.values())
         src_s += v.seconds_source
         tgt_s += v.seconds_target
@@ -247,8 +248,9 @@ def platform(dataset: str, n: int, url: str, limit: int | None = None, compiled:
 
 def parents(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
     """Setup: load the parent collections with the platform (not measured)."""
-    from migration_assets.load import LoadOptions, run_loader
-    from migration_assets.remap import apply_remap
+    from migration_assets.load.remap import apply_remap
+    from migration_assets.load.report import LoadOptions
+    from migration_assets.load.run import run_loader
 
     source = source_for(dataset, n)
     conn = tg.connect(url, ALLOWED)
@@ -344,7 +346,7 @@ def _plain(value: Any) -> Any:
 def dlt_load(dataset: str, n: int, url: str, limit: int | None = None) -> dict[str, Any]:
     import dlt
 
-    from migration_assets.source import DECODE_OPTIONS
+    from migration_assets.source.documents import DECODE_OPTIONS
 
     source = source_for(dataset, n)
     loaders = measured(dataset)

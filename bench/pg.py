@@ -17,7 +17,7 @@ def url(name: str) -> str:
 
 def ensure_template() -> None:
     """A database with sql/ applied, cloned per measurement (CREATE DATABASE ... TEMPLATE)."""
-    from migration_assets.schema import apply_migrations
+    from migration_assets.target.schema import apply_migrations
 
     with psycopg.connect(SERVER, autocommit=True) as c:
         if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone():

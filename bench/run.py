@@ -105,7 +105,7 @@ def bench_size(dataset: str, n: int, args) -> dict:
         plat_runs.append(run_one("platform", dataset, n))
     res = {"n": n, "ceiling": summarize(ceil_runs), "platform": summarize(plat_runs)}
     if n <= args.reference_max:
-        # the same run with the fast path off: what fastpath.py changed
+        # the same run with the compiled code off: what transform/compiled.py and verify/compiled_canon.py change
         res["platform_reference"] = run_one("platform_reference", dataset, n)
     naive_n = min(n, args.naive_max)
     dlt_n = min(n, args.dlt_max)

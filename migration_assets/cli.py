@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from migration_assets.spec import DOMAINS, all_loaders
+from migration_assets.specs.registry import DOMAINS, all_loaders
 
 
 def env(name: str, default: str | None = None) -> str:
@@ -34,13 +34,13 @@ def env(name: str, default: str | None = None) -> str:
 
 
 def target_conn():
-    from migration_assets import target as tg
+    from migration_assets.target.guard import connect
 
-    return tg.connect(env("MIGRATION_PG_URL"), env("MIGRATION_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1").split(","))
+    return connect(env("MIGRATION_PG_URL"), env("MIGRATION_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1").split(","))
 
 
 def cmd_schema(args) -> int:
-    from migration_assets.schema import apply_migrations
+    from migration_assets.target.schema import apply_migrations
 
     with target_conn() as conn:
         result = apply_migrations(conn)
@@ -115,26 +115,18 @@ def report_checks(result) -> tuple[int, int]:
 def cmd_migrate(args) -> int:
     defs, inst = get_definitions(), instance()
     ok = True
-    run_config = None
-    if args.dry_run:
-        run_config = {"ops": {f"load_{l.name}": {"config": {"dry_run": True}} for l in all_loaders()}}
     for d in present_domains(domains(args.domain)):
         t = time.perf_counter()
         job = f"migrate_{d}"
         if args.dry_run:
-            cfg = {"ops": {k: v for k, v in run_config["ops"].items()
-                           if any(l.domain == d and k == f"load_{l.name}" for l in all_loaders())}}
-        else:
-            cfg = None
-        if args.dry_run:
             ok = dry_run_domain(defs, job, inst, d) and ok
             continue
-        result = run_job(defs, job, inst, partition_key=d, run_config=cfg)
+        result = run_job(defs, job, inst, partition_key=d)
         passed, failed = report_checks(result)
         status = "ok" if result.success else "FAILED"
         print(f"migrate {d}: {status} in {time.perf_counter() - t:.1f}s, checks {passed} passed / {failed} failed "
               f"(run {result.run_id})")
-        ok = ok and result.success and (failed == 0 or args.dry_run)
+        ok = ok and result.success and failed == 0
     return 0 if ok else 1
 
 
@@ -197,27 +189,26 @@ def latest_checks(inst, defs) -> dict[tuple[str, str], str]:
 
 
 def cmd_summary(args) -> int:
+    from migration_assets.target.bookkeeping import open_quarantine_count
+
     defs, inst = get_definitions(), instance()
     checks = latest_checks(inst, defs)
     rows = []
     with target_conn() as conn:
         for loader in all_loaders():
-            quarantined = conn.execute(
-                "SELECT count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL", [loader.name]
-            ).fetchone()[0]
+            quarantined = open_quarantine_count(conn, [loader.name])
             for t in loader.tables:
                 n = conn.execute(f"SELECT count(*) FROM public.{t.table}").fetchone()[0]
                 key = f"public/{t.table}"
                 statuses = [s for (k, _), s in checks.items() if k == key]
-                rows.append((loader.domain, t.table, n, quarantined if t.is_root else "", 
+                rows.append((loader.domain, t.table, n, quarantined if t.is_root else "",
                              "all passed" if statuses and all(s == "passed" for s in statuses)
                              else ", ".join(f"{c}={s}" for (k, c), s in checks.items() if k == key and s != "passed") or "not run"))
             for r in loader.remaps:
                 key = f"public/{r.table}/{r.column}"
                 statuses = [s for (k, _), s in checks.items() if k == key]
                 n = conn.execute(f"SELECT count(*) FROM public.{r.table} WHERE {r.column} IS NOT NULL").fetchone()[0]
-                rq = conn.execute("SELECT count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL",
-                                  [r.name]).fetchone()[0]
+                rq = open_quarantine_count(conn, [r.name])
                 rows.append((loader.domain, f"{r.table}.{r.column} (remap)", n, rq,
                              "all passed" if statuses and all(s == "passed" for s in statuses) else "not passed"))
     width = max(len(r[1]) for r in rows)
@@ -241,7 +232,7 @@ def latest_readiness(inst, domain: str):
     """The newest cutover-readiness materialization of ``domain`` (metadata dict) or None."""
     import dagster as dg
 
-    from migration_assets.defs.readiness import READINESS
+    from migration_assets.defs.cutover_readiness import READINESS
 
     records = inst.fetch_materializations(dg.AssetRecordsFilter(asset_key=READINESS, asset_partitions=[domain]),
                                           limit=1).records
@@ -259,29 +250,27 @@ def when(ts: float | None) -> str:
 
 def cmd_status(args) -> int:
     """One line per domain, then what needs attention."""
-    from migration_assets.readiness import open_gaps
+    from migration_assets.cutover.readiness import domain_gaps
+    from migration_assets.target.bookkeeping import interrupted_loads, open_quarantine_count
+    from migration_assets.target.gaps import open_gap_counts
 
     defs, inst = get_definitions(), instance()
     checks = latest_checks(inst, defs)
     attention: list[str] = []
     rows = []
     with target_conn() as conn:
-        gaps = dict(conn.execute("SELECT entity, count(*) FROM public.pg_dualwrite_gaps WHERE resolved_at IS NULL "
-                                 "GROUP BY 1").fetchall())
-        running = dict(conn.execute("SELECT loader, docs_read FROM migration.load_checkpoints "
-                                    "WHERE status = 'running'").fetchall())
+        gaps = open_gap_counts(conn)
+        running = interrupted_loads(conn)
         for d in present_domains(DOMAINS):
             loaders = [l for l in all_loaders() if l.domain == d]
             tables = [t for l in loaders for t in l.table_names]
             n_rows = sum(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0] for t in tables)
-            quarantined = conn.execute(
-                "SELECT count(*) FROM migration.quarantine WHERE resolved_at IS NULL AND loader = ANY(%s)",
-                [[l.name for l in loaders] + [r.name for l in loaders for r in l.remaps]]).fetchone()[0]
+            quarantined = open_quarantine_count(conn, [l.name for l in loaders] + [r.name for l in loaders for r in l.remaps])
             keys = {f"public/{t}" for t in tables} | {f"public/{r.table}/{r.column}" for l in loaders for r in l.remaps}
             mine = {k: s for k, s in checks.items() if k[0] in keys}
             passed = sum(1 for s in mine.values() if s == "passed")
             failed = [f"{a} {c} ({s})" for (a, c), s in sorted(mine.items()) if s.startswith("failed")]
-            d_gaps = open_gaps(conn, loaders)
+            d_gaps = domain_gaps(conn, loaders)
             run = latest_run(inst, f"migrate_{d}")
             ready = latest_readiness(inst, d)
             verdict = f"{ready[0].get('verdict')} ({when(ready[1])})" if ready else "not assessed"
@@ -311,34 +300,23 @@ def cmd_status(args) -> int:
 
 
 def table_diff(loader, table: str, source, conn, limit: int) -> tuple[dict[str, int], list[tuple[str, str, str]], str]:
-    """Differences of one table: exact counts per kind and up to ``limit`` sample rows
-    (kind, row, columns). The bisection diff (``migration_assets.diff``) when it is there,
-    else the full row-level comparison of ``verify.diff_rows``."""
-    try:
-        from migration_assets.diff import bisect_diff
-    except ImportError:
-        bisect_diff = None
-    if bisect_diff is not None:
-        d = bisect_diff(loader, source, conn, tables=[table], limit=limit)
-        td = d.tables[table]
-        rows = [(x.kind, f"{x.document} {x.row}".rstrip(), ", ".join(x.columns)) for x in td.sample]
-        stats = d.stats
-        method = (f"bisection diff: {stats.levels} level(s), {stats.leaf_ranges} leaf range(s), "
-                  f"{stats.rows_fetched} PostgreSQL rows fetched")
-        return {"missing": td.missing, "extra": td.extra, "changed": td.changed}, rows, method
-    from migration_assets.verify import diff_rows
+    """Differences of one table by bisection: exact counts per kind, up to ``limit`` sample
+    rows (kind, row, columns) and how the diff found them."""
+    from migration_assets.verify.diff import bisect_diff
 
-    rd = diff_rows(loader, table, source, conn, limit=limit)
-    rows = ([("missing", k, "") for k in rd.missing] + [("extra", k, "") for k in rd.extra]
-            + [("changed", k, ", ".join(cols)) for k, cols in rd.changed])
-    return ({"missing": len(rd.missing), "extra": len(rd.extra), "changed": len(rd.changed)}, rows,
-            "full row comparison")
+    d = bisect_diff(loader, source, conn, tables=[table], limit=limit)
+    td = d.tables[table]
+    rows = [(x.kind, f"{x.document} {x.row}".rstrip(), ", ".join(x.columns)) for x in td.sample]
+    stats = d.stats
+    method = (f"bisection diff: {stats.levels} level(s), {stats.leaf_ranges} leaf range(s), "
+              f"{stats.rows_fetched} PostgreSQL rows fetched")
+    return {"missing": td.missing, "extra": td.extra, "changed": td.changed}, rows, method
 
 
 def cmd_diff(args) -> int:
     import dagster as dg
 
-    from migration_assets.spec import all_tables
+    from migration_assets.specs.registry import all_tables
 
     tables = all_tables()
     if args.table not in tables:

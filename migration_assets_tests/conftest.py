@@ -42,7 +42,7 @@ def db_url(pg_server: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def schema_template(pg_server):
     """A database with sql/ applied, cloned by every test that needs a target."""
-    from migration_assets.schema import apply_migrations
+    from migration_assets.target.schema import apply_migrations
 
     # One template per session: concurrent sessions on the same server never share it.
     name = f"ma_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -71,11 +71,12 @@ def drop_databases(pg_server: str, *names: str) -> None:
 
 @pytest.fixture
 def make_target_db(pg_server, schema_template):
-    """Factory of fresh, migrated target databases (dropped after the test)."""
+    """Factory of fresh target databases with the schema applied (dropped after the test);
+    ``template`` clones another database instead (the migrated template)."""
     created = []
 
-    def make() -> str:
-        created.append(create_database(pg_server, "ma_t", schema_template))
+    def make(template: str | None = None) -> str:
+        created.append(create_database(pg_server, "ma_t", template or schema_template))
         return db_url(pg_server, created[-1])
 
     yield make
@@ -83,7 +84,11 @@ def make_target_db(pg_server, schema_template):
 
 
 @pytest.fixture
-def target_url(make_target_db) -> str:
+def target_url(request, make_target_db) -> str:
+    """The test's target database: empty with the schema, or, for a test that asks for
+    ``migrated``, a copy of the session's migrated template."""
+    if "migrated" in request.fixturenames:
+        return make_target_db(request.getfixturevalue("migrated_template"))
     return make_target_db()
 
 
@@ -121,7 +126,7 @@ def mongo_db_name(mongo_client):
 
 
 def _known_collections():
-    from migration_assets.spec import all_loaders
+    from migration_assets.specs.registry import all_loaders
 
     return {l.collection for l in all_loaders()}
 
@@ -167,12 +172,33 @@ def definitions():
     return defs()
 
 
-@pytest.fixture
-def migrated(migration_env, definitions, live_source_db, target_conn):
-    """Every domain migrated from the live source into a fresh target; the target connection."""
+@pytest.fixture(scope="session")
+def migrated_template(pg_server, schema_template, mongo_client, world, stack_env, definitions):
+    """Every domain of the sample world migrated once per session, by ``migrate_all_tables``
+    from a live Mongo database into a database that tests clone (PostgreSQL's CREATE
+    DATABASE ... TEMPLATE); its source database is dropped afterwards."""
+    from migration_assets.generator.writers import write_mongo
     from migration_assets_tests.helpers import failed_checks, run_job
 
-    migration_env(mode="live", database=live_source_db)
-    result = run_job(definitions, "migrate_all_tables")
+    name = create_database(pg_server, "ma_migrated", schema_template)
+    source = f"ma_src_{uuid.uuid4().hex[:8]}"
+    write_mongo(mongo_client[source], world.docs, clear=False)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {"MONGODB_URI": stack_env["MONGODB_URI"], "MONGODB_DATABASE": source, "MIGRATION_SOURCE": "live",
+                     "MONGODUMP_DIR": "", "MIGRATION_PG_URL": db_url(pg_server, name),
+                     "MIGRATION_PG_ALLOWED_HOSTS": "127.0.0.1,localhost"}.items():
+            mp.setenv(k, v)
+        result = run_job(definitions, "migrate_all_tables")
     assert result.success, failed_checks(result)
+    for coll in world.docs:
+        mongo_client[source][coll].delete_many({})
+    yield name
+    drop_databases(pg_server, name)
+
+
+@pytest.fixture
+def migrated(migration_env, live_source_db, target_conn):
+    """The target (``target_url``) as every domain's migration left it, with the same sample
+    world in a fresh Mongo database as its source; the target connection."""
+    migration_env(mode="live", database=live_source_db)
     return target_conn

@@ -16,9 +16,9 @@ import pytest
 
 from migration_assets.factory.assets import build_loader_asset, build_remap_asset
 from migration_assets.factory.checks import build_loader_checks
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.generator.writers import write_dump, write_mongo
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import loader_for_table
+from migration_assets.specs.registry import loader_for_table
 from migration_assets_tests.fixtures.bad_input import LOADER_OF, build_corpus
 from migration_assets_tests.helpers import check_evaluations, meta_value
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migration_assets.spec import all_tables
+from migration_assets.specs.registry import all_tables
 from migration_assets_tests.conftest import ROOT, create_database, db_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -246,7 +246,7 @@ def test_lineage_of_funds_ledger_entries_shows_upstream_tables(page):
     from playwright.sync_api import expect
 
     visit(page, f"/assets/public/{LINEAGE_TABLE}?view=lineage&lineageScope=upstream&lineageDepth=2", LINEAGE_TABLE)
-    from migration_assets.spec import all_tables as tables
+    from migration_assets.specs.registry import all_tables as tables
 
     loader, spec = tables()[LINEAGE_TABLE]
     upstream = sorted(spec.fk_parents(include_deferred=False) - {LINEAGE_TABLE}) + [loader.collection]

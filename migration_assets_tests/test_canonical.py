@@ -10,7 +10,7 @@ import pytest
 from bson import Decimal128
 from psycopg.types.json import Jsonb
 
-from migration_assets.kinds import BOOL, INT, JSON, MONEY, TEXT, TEXT_ARRAY, TIMESTAMP, dumps_json
+from migration_assets.specs.kinds import BOOL, INT, JSON, MONEY, TEXT, TEXT_ARRAY, TIMESTAMP, dumps_json
 
 pytestmark = pytest.mark.integration
 

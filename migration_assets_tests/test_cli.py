@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from migration_assets.cli import main
-from migration_assets.spec import DOMAINS, all_loaders
+from migration_assets.specs.registry import DOMAINS, all_loaders
 from migration_assets_tests.conftest import ROOT, create_database, db_url
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_schema_applies_sql_once(stack_env, pg_server, tmp_path, capsys):
 
 
 def test_generate_writes_a_mongodump_directory(migrated, tmp_path, capsys):
-    from migration_assets.source import DumpSource
+    from migration_assets.source.dump import DumpSource
 
     stack = Stack({**migrated.env, "MONGODUMP_DIR": str(tmp_path / "dump"), "MONGODB_DATABASE": "gen"}, "", migrated.home)
     rc, out = stack.run(capsys, "generate", "--dump", "--scale", "0.2", "--seed", "3")

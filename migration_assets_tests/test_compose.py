@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from migration_assets_tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 
 def code_env_names() -> set[str]:
-    names = set(re.findall(r'EnvVar\("([A-Z_]+)"\)', (ROOT / "migration_assets" / "defs" / "resources.py").read_text()))
+    names = set(re.findall(r'EnvVar(?:\.int)?\("([A-Z_]+)"\)', (ROOT / "migration_assets" / "defs" / "environment.py").read_text()))
     names |= set(re.findall(r"env: ([A-Z_]+)", (ROOT / "dagster.yaml").read_text()))
     return names
 

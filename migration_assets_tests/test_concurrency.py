@@ -17,12 +17,12 @@ import time
 import psycopg
 import pytest
 
-from migration_assets import target as tg
 from migration_assets.generator import generate
 from migration_assets.generator.writers import write_dump
-from migration_assets.source import DumpSource
-from migration_assets.spec import loader_for_table
-from migration_assets.verify import verify_loader
+from migration_assets.source.dump import DumpSource
+from migration_assets.specs.registry import loader_for_table
+from migration_assets.target import guard as tg
+from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.fixtures import dagster_proc as dp
 
 pytestmark = pytest.mark.integration
@@ -112,10 +112,10 @@ def test_second_run_waits_for_the_lock_and_a_third_times_out(tmp_path, make_targ
 
 def test_remap_waits_for_the_loader_lock(target_url, stack_env, live_source_db):
     """The selectedOffer remap rewrites purchase_requests: it takes the same lock as its loader."""
-    from migration_assets import target as tg
-    from migration_assets.remap import apply_remap
-    from migration_assets.source import LiveSource
-    from migration_assets.spec import loader_for_table
+    from migration_assets.load.remap import apply_remap
+    from migration_assets.source.live import LiveSource
+    from migration_assets.specs.registry import loader_for_table
+    from migration_assets.target import guard as tg
 
     loader = loader_for_table("purchase_requests")
     holder = tg.connect(target_url, ["127.0.0.1"])

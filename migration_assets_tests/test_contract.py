@@ -8,19 +8,21 @@ from pathlib import Path
 import bson
 import pytest
 
-from migration_assets.contract import render_contract
 from migration_assets.generator import generate
-from migration_assets.source import decode
-from migration_assets.spec import all_loaders
-from migration_assets.transform import transform_document
+from migration_assets.source.documents import decode
+from migration_assets.specs.contract import render_contract
+from migration_assets.specs.registry import all_loaders
+from migration_assets.transform.reference import transform_document
+
+pytestmark = pytest.mark.unit
 
 CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "source-contract.md"
 
 
 def test_contract_document_is_current():
-    assert CONTRACT.exists(), "run: python -m migration_assets.contract > docs/source-contract.md"
+    assert CONTRACT.exists(), "run: python -m migration_assets.specs.contract > docs/source-contract.md"
     assert CONTRACT.read_text(encoding="utf-8") == render_contract() + "\n", (
-        "docs/source-contract.md is stale; run: python -m migration_assets.contract > docs/source-contract.md")
+        "docs/source-contract.md is stale; run: python -m migration_assets.specs.contract > docs/source-contract.md")
 
 
 def test_contract_lists_every_collection():

@@ -9,18 +9,19 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from migration_assets import diff as bd
-from migration_assets.canonical import prefix_bounds
-from migration_assets.load import LoadOptions, run_loader
-from migration_assets.source import DumpSource, LiveSource
-from migration_assets.spec import all_loaders, loader_for_table
-from migration_assets.verify import diff_rows, verify_loader
-
-pytestmark = pytest.mark.integration
-
+from migration_assets.load.report import LoadOptions
+from migration_assets.load.run import run_loader
+from migration_assets.source.dump import DumpSource
+from migration_assets.source.live import LiveSource
+from migration_assets.specs.registry import all_loaders, loader_for_table
+from migration_assets.verify import diff as bd
+from migration_assets.verify.canonical import prefix_bounds
+from migration_assets.verify.checksums import verify_loader
+from migration_assets.verify.diff import diff_rows
 
 # --- pure parts -----------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_object_id_bounds_cover_exactly_the_prefix():
     assert bd.object_id_bounds("65a3") == ("65a3" + "0" * 20, "65a4" + "0" * 20)
     assert bd.object_id_bounds("6f") == ("6f" + "0" * 22, "70" + "0" * 22)
@@ -31,6 +32,7 @@ def test_object_id_bounds_cover_exactly_the_prefix():
     assert lo <= oid < hi
 
 
+@pytest.mark.unit
 def test_prefix_bounds_in_code_point_order():
     lo, hi = prefix_bounds("6f")
     assert (lo, hi) == ("6f", "6g")
@@ -38,6 +40,7 @@ def test_prefix_bounds_in_code_point_order():
     assert prefix_bounds("\U0010ffff") == ("\U0010ffff", None)
 
 
+@pytest.mark.unit
 def test_row_labels_are_readable():
     spec = loader_for_table("purchase_request_specifications").table("purchase_request_specifications")
     assert bd.row_label(spec, "r65a3aaaaaaaaaaaaaaaaaaa/n2") == "position=2"
@@ -100,6 +103,7 @@ def merged(results) -> set[tuple]:
     return set().union(*(differences(r) for r in results.values()))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["live", "dump"])
 def test_bisection_names_exact_rows_and_columns(mode, request, target_conn, dump_dir, stack_env):
     if mode == "live":
@@ -129,6 +133,7 @@ def test_bisection_names_exact_rows_and_columns(mode, request, target_conn, dump
     assert stats.rows_fetched < 50
 
 
+@pytest.mark.integration
 def test_mongo_side_changes_are_named(live_source_db, mongo_client, stack_env, target_conn):
     source = LiveSource(stack_env["MONGODB_URI"], live_source_db)
     load_everything(source, target_conn)
@@ -156,7 +161,12 @@ class CountingDump(DumpSource):
             type(self).passes += 1
         return super().iter_batches(collection, **kw)
 
+    def iter_ranges(self, collection, ranges):
+        type(self).passes += 1
+        return super().iter_ranges(collection, ranges)
 
+
+@pytest.mark.integration
 def test_dump_is_read_once_per_level_not_per_range(target_conn, dump_dir):
     source = DumpSource(dump_dir, "marketplace")
     load_everything(source, target_conn)

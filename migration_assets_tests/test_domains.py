@@ -20,9 +20,9 @@ from bson import Decimal128, ObjectId
 from bson.codec_options import CodecOptions
 
 from migration_assets.generator.writers import write_dump, write_mongo
-from migration_assets.ids import new_id
-from migration_assets.kinds import dumps_json, to_json_value
-from migration_assets.spec import DOMAINS, all_loaders, loaders_in_domain
+from migration_assets.specs.ids import new_id
+from migration_assets.specs.kinds import dumps_json, to_json_value
+from migration_assets.specs.registry import DOMAINS, all_loaders, loaders_in_domain
 from migration_assets_tests.conftest import create_database, db_url, drop_databases
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job
 

@@ -16,11 +16,12 @@ import pytest
 
 from migration_assets import cli
 from migration_assets.factory.assets import build_loader_asset
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.generator.writers import write_dump
-from migration_assets.load import LoadOptions, run_loader
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.source import DumpSource
-from migration_assets.spec import loader_for_table
+from migration_assets.load.report import LoadOptions
+from migration_assets.load.run import run_loader
+from migration_assets.source.dump import DumpSource
+from migration_assets.specs.registry import loader_for_table
 from migration_assets_tests.fixtures.bad_input import LOADER_OF, build_corpus
 
 pytestmark = pytest.mark.integration
@@ -123,8 +124,9 @@ def test_dry_run_writes_nothing_and_reports_what_a_real_run_does(
 def test_dry_run_session_is_read_only(target_url, dump_dir):
     """The guarantee is PostgreSQL's, not the code paths': while a dry run holds the
     connection, the session refuses writes to real tables."""
-    from migration_assets import target as tg
     import psycopg
+
+    from migration_assets.target import guard as tg
 
     loader = loader_for_table("users")
     with tg.connect(target_url, ["127.0.0.1"]) as conn:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from migration_assets.kinds import Enum
-from migration_assets.spec import all_tables
+from migration_assets.specs.kinds import Enum
+from migration_assets.specs.registry import all_tables
 
 pytestmark = pytest.mark.integration
 

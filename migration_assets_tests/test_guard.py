@@ -13,10 +13,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from migration_assets import target as tg
 from migration_assets.factory.assets import build_loader_asset
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.registry import loader_for_table
+from migration_assets.target import guard as tg
 from migration_assets_tests.helpers import run_job
 
 ALLOW = ["127.0.0.1", "localhost", "::1"]
@@ -61,6 +61,7 @@ def listener():
     lst.close()
 
 
+@pytest.mark.integration
 def test_listener_sees_a_real_connection_attempt(listener):
     """Control: the listener does count a connection, so zero below means none was tried."""
     with pytest.raises(psycopg.OperationalError):
@@ -80,6 +81,7 @@ def test_listener_sees_a_real_connection_attempt(listener):
     ("postgresql:///prod", "no host in the URL"),
     ("postgresql://postgres:pw@127.0.0.1/prod?service=prod", "service"),
 ])
+@pytest.mark.unit
 def test_refusals_name_the_reason_without_the_password(url, why):
     with pytest.raises(tg.TargetRefused) as err:
         tg.check_target_allowed(url, ALLOW)
@@ -87,6 +89,7 @@ def test_refusals_name_the_reason_without_the_password(url, why):
     assert "pw" not in str(err.value).replace("password=***", "")
 
 
+@pytest.mark.unit
 def test_environment_defaults_are_checked_too(monkeypatch):
     # libpq fills a missing hostaddr from PGHOSTADDR: it would reach 10.0.0.9 whatever the URL says.
     monkeypatch.setenv("PGHOSTADDR", "10.0.0.9")
@@ -98,6 +101,7 @@ def test_environment_defaults_are_checked_too(monkeypatch):
         tg.check_target_allowed("postgresql://postgres@127.0.0.1/db", ALLOW)
 
 
+@pytest.mark.unit
 def test_allowlisted_hosts_and_networks_pass():
     assert tg.check_target_allowed("postgresql://u:p@127.0.0.1:5432/db", ALLOW) == "127.0.0.1"
     assert tg.check_target_allowed("postgresql://u:p@[::1]:5432/db", ALLOW) == "::1"
@@ -106,6 +110,7 @@ def test_allowlisted_hosts_and_networks_pass():
         tg.check_target_allowed("postgresql://u@10.2.0.1/db", ["10.1.0.0/16"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("shape", ["authority", "query_host_override"])
 def test_dagster_run_refuses_before_connecting(shape, listener, stack_env, live_source_db, target_conn):
     """A real Dagster run pointed at a non-allowlisted host fails with the reason, and the
@@ -133,6 +138,7 @@ def test_dagster_run_refuses_before_connecting(shape, listener, stack_env, live_
     assert target_conn.execute("SELECT count(*) FROM migration.load_checkpoints").fetchone()[0] == 0
 
 
+@pytest.mark.integration
 def test_job_through_env_vars_refuses(listener, migration_env, definitions, live_source_db):
     """The deployed configuration path (EnvVar-bound resources, the migrate job)."""
     migration_env(mode="live", database=live_source_db,
@@ -146,12 +152,13 @@ def test_job_through_env_vars_refuses(listener, migration_env, definitions, live
     assert listener.accepted == 0
 
 
-def test_only_target_py_opens_postgresql_connections():
+@pytest.mark.unit
+def test_only_the_guard_opens_postgresql_connections():
     """Every connection goes through the guard: no other module calls psycopg.connect."""
     root = Path(__file__).resolve().parents[1] / "migration_assets"
     offenders = []
     for path in root.rglob("*.py"):
-        if path.name == "target.py" and path.parent == root:
+        if path == root / "target" / "guard.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in ("connect", "AsyncConnection") and \

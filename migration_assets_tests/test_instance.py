@@ -15,14 +15,14 @@ import sqlalchemy
 from migration_assets_tests.conftest import ROOT, db_url
 from migration_assets_tests.helpers import failed_checks
 
-pytestmark = pytest.mark.integration
 
-
+@pytest.mark.unit
 def test_sqlalchemy_is_pinned_below_2_1():
     major, minor = (int(x) for x in sqlalchemy.__version__.split(".")[:2])
     assert (major, minor) < (2, 1)
 
 
+@pytest.mark.integration
 def test_run_against_postgres_backed_instance(tmp_path, monkeypatch, pg_server, migration_env, dump_dir, definitions):
     name = f"ma_dagster_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server, autocommit=True) as c:

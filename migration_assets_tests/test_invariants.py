@@ -8,11 +8,14 @@ import uuid
 import pytest
 from bson import ObjectId
 
-from migration_assets import invariants as inv
-from migration_assets.load import LoadOptions, run_loader
-from migration_assets.remap import apply_remap
-from migration_assets.source import DumpSource, LiveSource
-from migration_assets.spec import all_loaders, loader_for_table
+from migration_assets.load.remap import apply_remap
+from migration_assets.load.report import LoadOptions
+from migration_assets.load.run import run_loader
+from migration_assets.source.dump import DumpSource
+from migration_assets.source.live import LiveSource
+from migration_assets.specs.registry import all_loaders, loader_for_table
+from migration_assets.verify.invariants import integrity as inv
+from migration_assets.verify.invariants.rules import business_rule, declared_rules
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +40,8 @@ def pg_only_results(conn):
         for t in loader.tables:
             yield inv.orphan_references(conn, t)
             yield inv.enum_values(conn, t)
-            for rule in inv.rules_for(t.table):
-                yield inv.business_rule(conn, rule)
+    for table, rule in declared_rules():
+        yield business_rule(conn, rule, table)
 
 
 def test_clean_load_satisfies_every_invariant(loaded):
@@ -112,14 +115,14 @@ def test_dangling_mongo_references_are_surfaced_per_reference(live_source_db, mo
 
 def test_business_rules_fail_naming_legacy_ids(loaded):
     _, conn = loaded
-    rules = {r.name: r for r in inv.BUSINESS_RULES}
+    rules = {r.name: (t, r) for t, r in declared_rules()}
     # Two primary addresses for one user (the guard index dropped first, as a broken schema would).
     user, a1, a2 = conn.execute(
         "SELECT u.legacy_object_id, min(a.legacy_object_id), max(a.legacy_object_id) FROM addresses a "
         "JOIN users u ON u.id = a.user_id GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1").fetchone()
     conn.execute("DROP INDEX addresses_one_primary_per_user_uq")
     conn.execute("UPDATE addresses SET is_primary = true WHERE legacy_object_id IN (%s, %s)", [a1, a2])
-    r = inv.business_rule(conn, rules["one_primary_address_per_user"])
+    r = business_rule(conn, *reversed(rules["one_primary_address_per_user"]))
     assert r.reasons == {"several_primary_addresses": 1, "guard_index_missing": 1}
     assert r.violations[0].subject == user and a1 in r.violations[0].detail and a2 in r.violations[0].detail
 
@@ -128,7 +131,7 @@ def test_business_rules_fail_naming_legacy_ids(loaded):
         "SELECT legacy_object_id FROM categories WHERE lower(btrim(name)) = 'electronics' ORDER BY 1 LIMIT 2").fetchall()]
     conn.execute("DROP INDEX categories_active_name_norm_uq")
     conn.execute("UPDATE categories SET is_active = true WHERE legacy_object_id IN (%s, %s)", [c1, c2])
-    r = inv.business_rule(conn, rules["active_category_names_unique"])
+    r = business_rule(conn, *reversed(rules["active_category_names_unique"]))
     assert r.reasons["duplicate_active_name"] == 1
     assert c1 in r.violations[0].subject and c2 in r.violations[0].subject
 
@@ -138,7 +141,7 @@ def test_business_rules_fail_naming_legacy_ids(loaded):
         "ON o.purchase_request_id <> p.id WHERE p.selected_offer_id IS NOT NULL ORDER BY 1, 2 LIMIT 1").fetchone()
     conn.execute("UPDATE purchase_requests SET selected_offer_id = (SELECT id FROM seller_offers WHERE legacy_object_id = %s) "
                  "WHERE legacy_object_id = %s", [other_offer, pr])
-    r = inv.business_rule(conn, rules["selected_offer_belongs_to_request"])
+    r = business_rule(conn, *reversed(rules["selected_offer_belongs_to_request"]))
     assert r.reasons == {"offer_of_another_request": 1} and r.subjects == [pr]
     assert other_offer in r.violations[0].detail
 

@@ -9,7 +9,8 @@ import pytest
 from bson import Decimal128, ObjectId
 from bson.datetime_ms import DatetimeMS
 
-from migration_assets.kinds import (
+from migration_assets.specs.enums import CURRENCY
+from migration_assets.specs.kinds import (
     BOOL,
     INT,
     JSON,
@@ -25,7 +26,8 @@ from migration_assets.kinds import (
     canon_json_source,
     dumps_json,
 )
-from migration_assets.enums import CURRENCY
+
+pytestmark = pytest.mark.unit
 
 
 def reject_code(kind, value) -> str:

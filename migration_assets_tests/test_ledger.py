@@ -7,13 +7,15 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from migration_assets import invariants as inv
 from migration_assets.factory.invariant_checks import build_ledger_checks
-from migration_assets.load import LoadOptions, run_loader
-from migration_assets.remap import apply_remap
-from migration_assets.resync import open_gaps, resync_gaps
-from migration_assets.source import DumpSource
-from migration_assets.spec import all_loaders, loader_for_table
+from migration_assets.load.remap import apply_remap
+from migration_assets.load.report import LoadOptions
+from migration_assets.load.resync import resync_gaps
+from migration_assets.load.run import run_loader
+from migration_assets.source.dump import DumpSource
+from migration_assets.specs.registry import all_loaders, loader_for_table
+from migration_assets.target.gaps import open_gaps
+from migration_assets.verify.invariants import ledger as inv
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job
 
 pytestmark = pytest.mark.integration
@@ -34,11 +36,11 @@ def ledger_db(target_conn, dump_dir):
 
 def all_ledger(source, conn, run_id="check"):
     return {
-        "immutable": inv.ledger_immutability(conn),
+        "immutable": inv.ledger_immutability(conn, LEDGER.root.table),
         "balances": inv.ledger_balances(LEDGER, source, conn),
-        "sums": inv.ledger_payment_sums(conn),
-        "money": inv.money_checks(conn),
-        "append_only": inv.ledger_append_only(conn, run_id),
+        "sums": inv.ledger_payment_sums(conn, LEDGER),
+        "money": inv.money_checks(conn, LEDGER),
+        "append_only": inv.ledger_append_only(conn, LEDGER, run_id),
     }
 
 
@@ -59,7 +61,7 @@ def test_generated_ledger_satisfies_every_invariant(ledger_db):
     assert results["sums"].measures["payments_checked"] > 0 and results["balances"].measures["balances_compared"] > 0
     n = conn.execute("SELECT count(*) FROM funds_ledger_entries").fetchone()[0]
     assert results["append_only"].measures["entries_recorded_now"] == n
-    again = inv.ledger_append_only(conn, "second")
+    again = inv.ledger_append_only(conn, LEDGER, "second")
     assert again.passed and again.measures["entries_recorded_before"] == n and again.measures["entries_recorded_now"] == 0
     # The probe left nothing behind.
     assert conn.execute("SELECT count(*) FROM funds_ledger_entries WHERE account = 'probe'").fetchone()[0] == 0
@@ -70,7 +72,7 @@ def test_disabled_or_missing_triggers_fail_typed(ledger_db):
     conn.execute("ALTER TABLE funds_ledger_entries DISABLE TRIGGER funds_ledger_entries_no_update")
     conn.execute("DROP TRIGGER funds_ledger_entries_no_truncate ON funds_ledger_entries")
     before = conn.execute("SELECT count(*) FROM funds_ledger_entries").fetchone()[0]
-    r = inv.ledger_immutability(conn)
+    r = inv.ledger_immutability(conn, LEDGER.root.table)
     assert r.reasons == {"trigger_disabled": 1, "update_not_refused": 1, "trigger_missing": 1, "truncate_not_refused": 1}
     assert r.measures["delete_refused"] == 1 and r.measures["update_refused"] == 0
     # The attempts were rolled back: the TRUNCATE that went through emptied nothing.
@@ -79,7 +81,7 @@ def test_disabled_or_missing_triggers_fail_typed(ledger_db):
 
 def test_tampered_entries_break_balances_sums_and_append_only(ledger_db):
     source, conn = ledger_db
-    assert inv.ledger_append_only(conn, "load-1").passed  # the snapshot of every entry
+    assert inv.ledger_append_only(conn, LEDGER, "load-1").passed  # the snapshot of every entry
     payment, entry, account, currency = released_payment(conn)
     conn.execute("ALTER TABLE funds_ledger_entries DISABLE TRIGGER USER")  # for the test only
     conn.execute("UPDATE funds_ledger_entries SET amount = amount + 1 WHERE legacy_object_id = %s", [entry])
@@ -102,18 +104,18 @@ def test_money_checks_missing_not_validated_or_violated(ledger_db):
     conn.execute("ALTER TABLE funds_ledger_entries DROP CONSTRAINT funds_ledger_entries_amount_positive_ck")
     conn.execute("ALTER TABLE funds_ledger_entries DISABLE TRIGGER USER")
     conn.execute("UPDATE funds_ledger_entries SET amount = 0 WHERE legacy_object_id = %s", [entry])
-    r = inv.money_checks(conn)
+    r = inv.money_checks(conn, LEDGER)
     assert r.reasons == {"check_missing": 1, "amount_not_positive": 1}
     assert [v.subject for v in r.violations] == ["funds_ledger_entries.amount", entry]
     conn.execute("ALTER TABLE funds_ledger_entries ADD CONSTRAINT funds_ledger_entries_amount_positive_ck "
                  "CHECK (amount > 0) NOT VALID")
-    r = inv.money_checks(conn)
+    r = inv.money_checks(conn, LEDGER)
     assert r.reasons == {"check_not_validated": 1, "amount_not_positive": 1}
 
 
 def test_deleted_entry_returns_through_resync_changed_one_stays_flagged(ledger_db):
     source, conn = ledger_db
-    assert inv.ledger_append_only(conn, "load-1").passed
+    assert inv.ledger_append_only(conn, LEDGER, "load-1").passed
     payment, entry, _, _ = released_payment(conn)
     other = conn.execute("SELECT legacy_object_id FROM funds_ledger_entries WHERE legacy_object_id <> %s "
                          "AND payment_id IS NULL ORDER BY 1 LIMIT 1", [entry]).fetchone()[0]

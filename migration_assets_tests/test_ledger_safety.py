@@ -16,9 +16,8 @@ from bson import Decimal128, ObjectId
 
 from migration_assets.factory.assets import build_loader_asset
 from migration_assets.factory.checks import build_loader_checks
-from migration_assets.load import ancestors
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.registry import ancestors, loader_for_table
 from migration_assets_tests.helpers import check_evaluations, meta_value
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from migration_assets.factory.assets import ProgressLog, build_loader_asset, sou
 from migration_assets.factory.checks import build_loader_checks
 from migration_assets.factory.keys import collection_key, table_key
 from migration_assets.factory.metadata import collection_schema, column_lineage, progress_line, static_table_metadata
-from migration_assets.load import LoadReport
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import all_loaders, loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.load.report import LoadReport
+from migration_assets.specs.registry import all_loaders, loader_for_table
 
 USERS = loader_for_table("users")
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -23,6 +23,7 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 # --- static metadata: lineage and schemas agree -------------------------------------------
 
+@pytest.mark.unit
 def test_column_lineage_maps_postgres_columns_to_mongo_field_paths():
     users, passkeys = USERS.table("users"), USERS.table("user_passkeys")
     lineage = column_lineage(USERS, users).deps_by_column
@@ -32,6 +33,7 @@ def test_column_lineage_maps_postgres_columns_to_mongo_field_paths():
     assert [d.column_name for d in pk["user_id"]] == ["_id"]  # the enclosing document
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("loader", all_loaders(), ids=lambda l: l.name)
 def test_every_lineage_edge_ends_at_a_field_of_the_source_schema(loader):
     fields = {c.name for c in collection_schema(loader).columns}
@@ -70,6 +72,7 @@ class FakeClock:
         return self.t
 
 
+@pytest.mark.unit
 def test_progress_logs_done_of_total_rate_and_eta_at_the_interval():
     log, clock = FakeLog(), FakeClock()
     progress = ProgressLog(log, "users", interval=10.0, clock=clock)
@@ -86,6 +89,7 @@ def test_progress_logs_done_of_total_rate_and_eta_at_the_interval():
     assert log.lines[-1].startswith("users: 30000/50000 documents (60.0%)") and log.lines[-1].endswith("ETA 20s")
 
 
+@pytest.mark.unit
 def test_progress_rate_of_a_resumed_load_counts_only_this_run():
     log, clock = FakeLog(), FakeClock()
     progress = ProgressLog(log, "users", interval=5.0, clock=clock)
@@ -100,6 +104,7 @@ def test_progress_rate_of_a_resumed_load_counts_only_this_run():
     assert log.lines == ["users: 42500/50000 documents (85.0%), 0 rows written, 0 quarantined, 500 docs/s, ETA 15s"]
 
 
+@pytest.mark.unit
 def test_progress_line_without_total_or_rate():
     assert progress_line("x", 10, None, 12, 1, 0.0) == "x: 10 documents, 12 rows written, 1 quarantined, 0 docs/s"
     assert progress_line("x", 0, 5, 0, 0, 0.0).endswith("ETA unknown")

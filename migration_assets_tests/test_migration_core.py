@@ -8,8 +8,8 @@ import pytest
 
 from migration_assets.factory.assets import build_loader_asset, build_remap_asset
 from migration_assets.factory.checks import build_loader_checks
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import all_loaders, loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.registry import all_loaders, loader_for_table
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job, table_rows
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import shutil
 import psycopg
 import pytest
 
-from migration_assets.schema import SQL_DIR, SchemaDrift, apply_migrations, migration_files
+from migration_assets.target.schema import SQL_DIR, SchemaDrift, apply_migrations, migration_files
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import pytest
 from bson import ObjectId
 
 from migration_assets.defs.sensors import dualwrite_gap_sensor, source_change_sensor
-from migration_assets.diff import bisect_diff
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.source import LiveSource
-from migration_assets.spec import loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.source.live import LiveSource
+from migration_assets.specs.registry import loader_for_table
+from migration_assets.verify.diff import bisect_diff
 from migration_assets_tests.helpers import failed_checks, run_job
 
 pytestmark = pytest.mark.integration
@@ -184,10 +184,12 @@ def test_source_change_sensor_requests_one_catchup_per_change(migrated, definiti
 def test_gap_on_a_deleted_child_row_finds_its_document(mode, request, target_conn, dump_dir, stack_env):
     """A gap names an embedded row (a delivery attempt) that PostgreSQL lost: its document
     is found in Mongo and re-synced, and the gap resolved."""
-    from migration_assets.load import LoadOptions, run_loader
-    from migration_assets.resync import open_gaps, resync_gaps
-    from migration_assets.source import DumpSource
-    from migration_assets.spec import all_loaders
+    from migration_assets.load.report import LoadOptions
+    from migration_assets.load.resync import resync_gaps
+    from migration_assets.load.run import run_loader
+    from migration_assets.source.dump import DumpSource
+    from migration_assets.specs.registry import all_loaders
+    from migration_assets.target.gaps import open_gaps
 
     if mode == "live":
         source = LiveSource(stack_env["MONGODB_URI"], request.getfixturevalue("live_source_db"))

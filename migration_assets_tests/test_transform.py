@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from bson import Decimal128, ObjectId
 
-from migration_assets.kinds import LegacyRef
-from migration_assets.spec import loader_for_table
+from migration_assets.specs.kinds import LegacyRef
+from migration_assets.specs.registry import loader_for_table
 from migration_assets.tables.marketplace.categories import find_demoted
-from migration_assets.transform import transform_document
+from migration_assets.transform.reference import transform_document
+
+pytestmark = pytest.mark.unit
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
 

@@ -8,12 +8,14 @@ import socket
 import dagster as dg
 import pytest
 
-from migration_assets import target as tg
 from migration_assets.factory.assets import build_loader_asset
 from migration_assets.factory.checks import build_loader_checks
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.source import LiveSource, SourceUnavailable
-from migration_assets.spec import loader_for_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.redaction import redact
+from migration_assets.source.documents import SourceUnavailable
+from migration_assets.source.live import LiveSource
+from migration_assets.specs.registry import loader_for_table
+from migration_assets.target import guard as tg
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-pw%21"  # percent-encoded '!' too: neither form may leak
@@ -104,5 +106,5 @@ def test_bad_uris_are_clear_errors_without_secrets():
         tg.connect(f"postgresql://postgres:{SECRET}@127.0.0.1:{closed_port()}/x?connect_timeout=2", ["127.0.0.1"])
     assert SECRET not in str(err2.value) and "postgres:***@127.0.0.1" in str(err2.value)
     # Secrets in query options are masked as well.
-    assert tg.redact_url("postgresql://h/db?password=hunter2&sslmode=require") == \
+    assert redact("postgresql://h/db?password=hunter2&sslmode=require") == \
         "postgresql://h/db?password=***&sslmode=require"

@@ -10,8 +10,8 @@ import pytest
 from bson import ObjectId
 
 from migration_assets.defs.sensors import dualwrite_gap_sensor
-from migration_assets.resources import PostgresTargetResource
-from migration_assets.spec import all_loaders
+from migration_assets.factory.resources import PostgresTargetResource
+from migration_assets.specs.registry import all_loaders
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job, table_rows
 
 pytestmark = pytest.mark.integration

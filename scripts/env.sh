@@ -14,6 +14,8 @@ export MIGRATION_SOURCE="${MIGRATION_SOURCE:-live}"
 export MONGODUMP_DIR="${MONGODUMP_DIR:-$LOCAL_DIR/dump}"
 export MIGRATION_PG_URL="${MIGRATION_PG_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/migration}"
 export MIGRATION_PG_ALLOWED_HOSTS="${MIGRATION_PG_ALLOWED_HOSTS:-127.0.0.1,localhost,::1}"
+# Processes hashing the Mongo side of a checksum (collections of 50k documents or more).
+export MIGRATION_CHECKSUM_WORKERS="${MIGRATION_CHECKSUM_WORKERS:-1}"
 # Dagster's own run / event-log / schedule storage (dagster-postgres; see dagster.yaml).
 export DAGSTER_PG_URL="${DAGSTER_PG_URL:-postgresql://postgres:postgres@127.0.0.1:$PG_PORT/dagster}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$LOCAL_DIR/dagster_home}"

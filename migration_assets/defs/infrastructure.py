@@ -3,12 +3,13 @@
 
 import dagster as dg
 
+from migration_assets.cutover.id_map import id_map_consistency, reconcile_id_map
 from migration_assets.factory.keys import table_key
 from migration_assets.factory.metadata import markdown_table
 from migration_assets.factory.partitions import DOMAIN_PARTITIONS
-from migration_assets.id_map import id_map_consistency, reconcile_id_map
-from migration_assets.resources import PostgresTargetResource
-from migration_assets.spec import loaders_in_domain
+from migration_assets.factory.resources import PostgresTargetResource
+from migration_assets.specs.registry import loaders_in_domain
+from migration_assets.target.gaps import open_gap_counts
 
 ID_MAP = table_key("id_map")
 GAPS = table_key("pg_dualwrite_gaps")
@@ -71,11 +72,9 @@ pg_dualwrite_gaps = dg.AssetSpec(
                 description="open (unresolved) dual-write gaps per entity (WARN)")
 def no_open_gaps(postgres: PostgresTargetResource) -> dg.AssetCheckResult:
     with postgres.connect("gaps_check") as conn:
-        rows = conn.execute(
-            "SELECT entity, count(*) FROM public.pg_dualwrite_gaps WHERE resolved_at IS NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    n = sum(r[1] for r in rows)
+        by_entity = open_gap_counts(conn)
+    n = sum(by_entity.values())
     return dg.AssetCheckResult(
         passed=n == 0, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"open_gaps": n, "by_entity": dict(rows) or {"none": 0}},
+        metadata={"open_gaps": n, "by_entity": by_entity or {"none": 0}},
     )

@@ -5,9 +5,10 @@ import dagster as dg
 
 from migration_assets.factory.keys import table_key
 from migration_assets.factory.metadata import markdown_table
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.resync import Gap, gaps_by_id, resync_gaps
-from migration_assets.spec import DOMAINS
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.load.resync import resync_gaps
+from migration_assets.specs.registry import DOMAINS
+from migration_assets.target.gaps import Gap, gaps_by_id
 
 
 def domain_tables(domain: str) -> dg.AssetSelection:

@@ -25,13 +25,13 @@ from collections import defaultdict
 import dagster as dg
 import psycopg
 
+from migration_assets.cutover.watermarks import Mark, changes_since, loaded_mark, marks_key
 from migration_assets.defs.jobs import migrate_jobs, resync_rows_job
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.resync import open_gaps
-from migration_assets.source import SourceUnavailable
-from migration_assets.target import TargetRefused, TargetUnavailable
-from migration_assets.spec import DOMAINS, loaders_in_domain
-from migration_assets.watermarks import Mark, changes_since, loaded_mark, marks_key
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.source.documents import SourceUnavailable
+from migration_assets.specs.registry import DOMAINS, loaders_in_domain
+from migration_assets.target.gaps import open_gaps
+from migration_assets.target.guard import TargetRefused, TargetUnavailable
 
 MAX_GAP_ATTEMPTS = 10  # a gap tried this often (by the application and re-syncs) is left to people
 MAX_GAPS_PER_RUN = 200
@@ -156,7 +156,7 @@ def _detect(context, mongo, postgres, marks: dict, pending: dict, requests: list
             new: dict[str, Mark] = {}
             changed = []
             for loader in loaders:
-                mark = Mark.from_json(marks.get(loader.collection)) or loaded_mark(conn, loader)
+                mark = Mark.from_json(marks.get(loader.collection)) or loaded_mark(conn, loader, source)
                 if mark is None:
                     continue  # never loaded completely: a first load, not a catch-up
                 marks.setdefault(loader.collection, mark.to_json())

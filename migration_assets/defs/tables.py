@@ -4,7 +4,7 @@ import dagster as dg
 
 from migration_assets.factory.assets import build_loader_asset, build_remap_asset, source_collection_asset
 from migration_assets.factory.checks import build_loader_checks, build_remap_checks
-from migration_assets.spec import all_loaders
+from migration_assets.specs.registry import all_loaders
 
 defs = dg.Definitions(
     assets=[source_collection_asset(l) for l in all_loaders()]

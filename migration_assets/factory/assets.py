@@ -6,8 +6,6 @@ import time
 
 import dagster as dg
 
-from migration_assets.canonical import table_sql
-from migration_assets.contract import describe_collection
 from migration_assets.factory.keys import collection_key, column_key, table_key
 from migration_assets.factory.metadata import (
     collection_schema,
@@ -17,10 +15,14 @@ from migration_assets.factory.metadata import (
     quarantine_markdown,
     static_table_metadata,
 )
-from migration_assets.load import LoadOptions, LoadReport, run_loader
-from migration_assets.remap import apply_remap
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import DeferredRemap, LoaderSpec
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.load.remap import apply_remap
+from migration_assets.load.report import LoadOptions, LoadReport
+from migration_assets.load.run import run_loader
+from migration_assets.specs.contract import describe_collection
+from migration_assets.specs.model import DeferredRemap, LoaderSpec
+from migration_assets.target.bookkeeping import open_quarantine_count, open_quarantine_sample
+from migration_assets.verify.canonical import table_sql
 
 
 class LoadConfig(dg.Config):
@@ -106,7 +108,7 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
             "duration_s": round(report.seconds, 3),
             "rows_per_second": round(rows / report.seconds, 1) if report.seconds else 0.0,
             "pg_checksum": f"{int(count)}:{int(total) % (1 << 64):016x}",
-            "load_path": "COPY into empty tables" if report.fast_path else "COPY to staging + upsert",
+            "load_path": "COPY into empty tables" if report.fresh else "COPY to staging + upsert",
             "resumed_from": report.resumed_from or "-",
             "lock_waited_s": round(report.lock_waited_s, 3),
         }
@@ -120,19 +122,10 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
                 sample = [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]
                 open_total = report.docs_quarantined
             else:  # the open quarantine: what PostgreSQL lacks, from this run or earlier ones
-                sample, open_total = open_quarantine(conn, loader.name)
+                sample, open_total = open_quarantine_sample(conn, loader.name), open_quarantine_count(conn, [loader.name])
             meta["open_quarantine"] = open_total
             meta["quarantine_sample"] = dg.MetadataValue.md(quarantine_markdown(sample, open_total))
         yield t, meta
-
-
-def open_quarantine(conn, loader: str, limit: int = 20) -> tuple[list[tuple], int]:
-    sample = conn.execute(
-        "SELECT legacy_id, reason_code, reason FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL "
-        "ORDER BY last_seen_at DESC, legacy_id LIMIT %s", [loader, limit]).fetchall()
-    total = conn.execute("SELECT count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL",
-                         [loader]).fetchone()[0]
-    return sample, int(total)
 
 
 def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:

@@ -7,10 +7,11 @@ import dagster as dg
 
 from migration_assets.factory.keys import column_key, table_key
 from migration_assets.factory.metadata import markdown_table
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import DeferredRemap, LoaderSpec
-from migration_assets.diff import TableDiff, bisect_diff, summary_rows
-from migration_assets.verify import TableVerification, verify_loader, verify_remap
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.model import DeferredRemap, LoaderSpec
+from migration_assets.target.bookkeeping import open_quarantine_by_reason, open_quarantine_sample
+from migration_assets.verify.checksums import TableVerification, verify_loader, verify_remap
+from migration_assets.verify.diff import TableDiff, bisect_diff, summary_rows
 
 DIFF_SAMPLE = 50
 
@@ -73,7 +74,7 @@ def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
     def _verify(context: dg.AssetCheckExecutionContext, mongo: MongoSourceResource,
                 postgres: PostgresTargetResource):
         with mongo.session() as source, postgres.connect(f"verify_{loader.name}") as conn:
-            v = verify_loader(loader, source, conn)
+            v = verify_loader(loader, source, conn, workers=mongo.checksum_workers)
             mismatched = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
             diff = bisect_diff(loader, source, conn, verification=v, tables=mismatched,
                                limit=DIFF_SAMPLE) if mismatched else None
@@ -89,12 +90,8 @@ def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
                     "source_documents": v.source_docs, "quarantined_documents": v.quarantined_docs,
                     "source_seconds": round(v.seconds_source, 3), "target_seconds": round(v.seconds_target, 3),
                 })
-            sample = conn.execute(
-                "SELECT legacy_id, reason_code, reason FROM migration.quarantine "
-                "WHERE loader = %s AND resolved_at IS NULL ORDER BY legacy_id LIMIT 20", [loader.name]).fetchall()
-            by_code = dict(conn.execute(
-                "SELECT reason_code, count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL "
-                "GROUP BY 1", [loader.name]).fetchall())
+            sample = open_quarantine_sample(conn, loader.name)
+            by_code = open_quarantine_by_reason(conn, loader.name)
         n = sum(by_code.values())
         meta = {"quarantined_documents": n, "by_reason": by_code or {"none": 0}}
         if sample:

@@ -1,10 +1,11 @@
-"""Invariant checks built from the specs (logic in ``migration_assets/invariants.py``):
+"""Invariant checks built from the specs (logic in ``verify/invariants/``):
 
 * per loader, one ``invariants_<loader>`` op: ``no_orphan_references`` and
-  ``enum_values_valid`` per table, the business rules of its tables, and
+  ``enum_values_valid`` per table, the business rules its table specs declare, and
   ``source_references_resolve`` on the root table (references in Mongo pointing nowhere);
-* ``ledger_invariants`` on ``public/funds_ledger_entries``: immutability, balances vs
-  Mongo, per-payment sums, money CHECKs, append-only across runs.
+* a remap's ``belongs`` rule on the remap's own asset;
+* ``ledger_invariants`` on the ledger loader's table (the spec that declares a ledger):
+  immutability, balances vs Mongo, per-payment sums, money CHECKs, append-only across runs.
 
 Every check but ``source_references_resolve`` is blocking with severity ERROR. Metadata: the
 number of violations, ``failure_reasons`` (typed reason -> count), the measures as numbers,
@@ -13,12 +14,14 @@ and the violating rows (by legacy id) as a markdown table.
 
 import dagster as dg
 
-from migration_assets import invariants as inv
 from migration_assets.factory.keys import column_key, table_key
 from migration_assets.factory.metadata import markdown_table
-from migration_assets.kinds import Enum
-from migration_assets.resources import MongoSourceResource, PostgresTargetResource
-from migration_assets.spec import LoaderSpec, TableSpec, all_tables
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.kinds import Enum
+from migration_assets.specs.model import BusinessRule, LoaderSpec, TableSpec
+from migration_assets.verify.invariants import integrity, ledger
+from migration_assets.verify.invariants.result import InvariantResult
+from migration_assets.verify.invariants.rules import business_rule, remap_rule
 
 LEDGER_CHECKS = {
     "ledger_immutable": "the append-only triggers exist and refuse UPDATE, DELETE and TRUNCATE (probed, rolled back)",
@@ -30,7 +33,7 @@ LEDGER_CHECKS = {
 }
 
 
-def check_result(result: inv.InvariantResult, key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
+def check_result(result: InvariantResult, key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
     """An invariant result as an AssetCheckResult: ERROR if anything but warnings failed."""
     meta = {
         "violations": result.errors + result.warned,
@@ -39,7 +42,7 @@ def check_result(result: inv.InvariantResult, key: dg.AssetKey | None = None) ->
     }
     if result.violations:
         meta["violating_rows"] = dg.MetadataValue.md(markdown_table(
-            ["reason", "legacy id / subject", "detail"], inv.violations_table(result)))
+            ["reason", "legacy id / subject", "detail"], result.rows()))
     severity = dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN
     description = None
     if not result.passed:
@@ -50,39 +53,27 @@ def check_result(result: inv.InvariantResult, key: dg.AssetKey | None = None) ->
     )
 
 
-def _has_refs(table: TableSpec) -> bool:
+def has_refs(table: TableSpec) -> bool:
     return any(c.ref_table for c in table.fk_columns if c.name != "id")
 
 
-def _has_enums(table: TableSpec) -> bool:
+def has_enums(table: TableSpec) -> bool:
     return any(isinstance(c.kind, Enum) for c in table.columns)
-
-
-def remap_of(loader: LoaderSpec, rule: inv.BusinessRule):
-    """The remap writing the column a rule is about (the rule then checks that asset)."""
-    for r in loader.remaps:
-        if r.table == rule.table and r.column in rule.sql:
-            return r
-    return None
-
-
-def table_rules(loader: LoaderSpec, table: TableSpec) -> list[inv.BusinessRule]:
-    return [r for r in inv.rules_for(table.table) if remap_of(loader, r) is None]
 
 
 def invariant_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
     specs = []
     for t in loader.tables:
         key = table_key(t.table)
-        if _has_refs(t):
+        if has_refs(t):
             specs.append(dg.AssetCheckSpec("no_orphan_references", asset=key, blocking=True,
                                            description="every reference names an existing row (ERROR)"))
-        if _has_enums(t):
+        if has_enums(t):
             specs.append(dg.AssetCheckSpec("enum_values_valid", asset=key, blocking=True,
                                            description="enum columns hold their type's values, and the types the spec's"))
-        for rule in table_rules(loader, t):
+        for rule in t.rules:
             specs.append(dg.AssetCheckSpec(rule.name, asset=key, blocking=True, description=rule.description))
-    if any(True for _ in inv._ref_columns(loader)):
+    if any(True for _ in integrity.reference_columns(loader)):
         specs.append(dg.AssetCheckSpec(
             "source_references_resolve", asset=table_key(loader.root.table), blocking=False,
             description="references in Mongo that point nowhere, one by one: each must be quarantined "
@@ -101,15 +92,15 @@ def build_invariant_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition | Non
     def _invariants(mongo: MongoSourceResource, postgres: PostgresTargetResource):
         with postgres.connect(f"invariants_{loader.name}") as conn:
             for t in loader.tables:
-                if _has_refs(t):
-                    yield check_result(inv.orphan_references(conn, t))
-                if _has_enums(t):
-                    yield check_result(inv.enum_values(conn, t))
-                for rule in table_rules(loader, t):
-                    yield check_result(inv.business_rule(conn, rule))
+                if has_refs(t):
+                    yield check_result(integrity.orphan_references(conn, t))
+                if has_enums(t):
+                    yield check_result(integrity.enum_values(conn, t))
+                for rule in t.rules:
+                    yield check_result(business_rule(conn, rule, t.table))
             if "source_references_resolve" in names:
                 with mongo.session() as source:
-                    yield check_result(inv.dangling_source_references(loader, source, conn))
+                    yield check_result(integrity.dangling_source_references(loader, source, conn))
 
     return _invariants
 
@@ -118,30 +109,27 @@ def build_remap_rule_checks(loader: LoaderSpec) -> list[dg.AssetChecksDefinition
     """Rules about a remapped column, on the remap's own asset (its own op: a check of the
     loader's op there would close a cycle through the blocking checks)."""
     out = []
-    for t in loader.tables:
-        for rule in inv.rules_for(t.table):
-            remap = remap_of(loader, rule)
-            if remap is None:
-                continue
-            out.append(_rule_check(rule, column_key(remap.table, remap.column)))
+    for remap in loader.remaps:
+        rule = remap_rule(loader, remap)
+        if rule is not None:
+            out.append(rule_check(rule, remap.table, column_key(remap.table, remap.column)))
     return out
 
 
-def _rule_check(rule: inv.BusinessRule, key: dg.AssetKey) -> dg.AssetChecksDefinition:
+def rule_check(rule: BusinessRule, table: str, key: dg.AssetKey) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=key, name=rule.name, blocking=True, description=rule.description)
     def _rule(postgres: PostgresTargetResource) -> dg.AssetCheckResult:
         with postgres.connect(rule.name) as conn:
-            return check_result(inv.business_rule(conn, rule), key)
+            return check_result(business_rule(conn, rule, table), key)
 
     return _rule
 
 
 def build_ledger_checks() -> dg.AssetChecksDefinition | None:
-    tables = all_tables()
-    if inv.LEDGER not in tables or "payments" not in tables:
+    loader = ledger.ledger_loader()
+    if loader is None:
         return None
-    loader = tables[inv.LEDGER][0]
-    key = table_key(inv.LEDGER)
+    key = table_key(loader.root.table)
     specs = [dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in LEDGER_CHECKS.items()]
 
     @dg.multi_asset_check(name="ledger_invariants", specs=specs,
@@ -149,11 +137,11 @@ def build_ledger_checks() -> dg.AssetChecksDefinition | None:
     def _ledger(context: dg.AssetCheckExecutionContext, mongo: MongoSourceResource,
                 postgres: PostgresTargetResource):
         with postgres.connect("ledger_invariants") as conn:
-            yield check_result(inv.ledger_immutability(conn))
+            yield check_result(ledger.ledger_immutability(conn, loader.root.table))
             with mongo.session() as source:
-                yield check_result(inv.ledger_balances(loader, source, conn))
-            yield check_result(inv.ledger_payment_sums(conn))
-            yield check_result(inv.money_checks(conn))
-            yield check_result(inv.ledger_append_only(conn, context.run.run_id))
+                yield check_result(ledger.ledger_balances(loader, source, conn))
+            yield check_result(ledger.ledger_payment_sums(conn, loader))
+            yield check_result(ledger.money_checks(conn, loader))
+            yield check_result(ledger.ledger_append_only(conn, loader, context.run.run_id))
 
     return _ledger

@@ -9,7 +9,8 @@ from typing import Any
 import dagster as dg
 
 from migration_assets.factory.keys import collection_key
-from migration_assets.spec import LoaderSpec, TableSpec, source_path
+from migration_assets.markdown import md_table
+from migration_assets.specs.model import LoaderSpec, TableSpec, source_path
 
 
 def column_schema(table: TableSpec) -> dg.TableSchema:
@@ -87,12 +88,8 @@ def progress_line(name: str, docs: int, total: int | None, rows: int, quarantine
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def esc(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")[:200]
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(esc(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+    """A markdown table for the UI's metadata (cells cut at 200 characters)."""
+    return md_table(headers, rows, width=200)
 
 
 def static_table_metadata(loader: LoaderSpec, table: TableSpec, database: str = "migration") -> Mapping[str, Any]:

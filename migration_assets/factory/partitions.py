@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from migration_assets.spec import DOMAINS
+from migration_assets.specs.registry import DOMAINS
 
 DOMAIN_PARTITIONS = dg.StaticPartitionsDefinition(list(DOMAINS))

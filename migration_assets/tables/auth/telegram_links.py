@@ -12,8 +12,9 @@ quarantined (not_integral). ``telegramUsername`` is absent when the account has 
 Moves with ``AUTH_STORE``.
 """
 
-from migration_assets.kinds import BIGINT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import BIGINT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 TELEGRAM_LINKS = TableSpec(
     table="telegram_links",

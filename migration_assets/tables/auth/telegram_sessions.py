@@ -11,8 +11,9 @@ it become their hex string, dates ISO-8601 text, Decimal128 exact JSON numbers. 
 absent while the chat is not yet linked to an account. Moves with ``AUTH_STORE``.
 """
 
-from migration_assets.kinds import BIGINT, JSON, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import BIGINT, JSON, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 TELEGRAM_SESSIONS = TableSpec(
     table="telegram_sessions",

@@ -11,8 +11,9 @@ A token whose user is not in PostgreSQL is quarantined (missing_reference), neve
 with a dangling ``user_id``. Moves with ``AUTH_STORE``.
 """
 
-from migration_assets.kinds import TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 USER_REFRESH_TOKENS = TableSpec(
     table="user_refresh_tokens",

@@ -4,9 +4,10 @@ Older user documents predate ``role``, ``points``, ``level`` and ``isVerified``;
 the application defaults. Passkeys are Mongoose subdocuments with their own ``_id``.
 """
 
-from migration_assets.enums import USER_ROLE
-from migration_assets.kinds import BIGINT, BOOL, INT, TEXT, TEXT_ARRAY, TIMESTAMP
-from migration_assets.spec import Column, LoaderSpec, TableSpec, array, id_column, legacy_column, parent_column
+from migration_assets.specs.columns import id_column, legacy_column, parent_column
+from migration_assets.specs.enums import USER_ROLE
+from migration_assets.specs.kinds import BIGINT, BOOL, INT, TEXT, TEXT_ARRAY, TIMESTAMP
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec, array
 
 USERS = TableSpec(
     table="users",

@@ -38,19 +38,10 @@ Moves with ``REPO_CHAT`` / ``CHAT_STORE`` (no dual-write wrapper in the backend 
 from collections.abc import Mapping
 from typing import Any
 
-from migration_assets.enums import CHAT_PARTICIPANT_ROLE, CHAT_TYPE
-from migration_assets.kinds import TEXT, TEXT_ARRAY, TIMESTAMP, Ref
-from migration_assets.spec import (
-    MISSING,
-    Column,
-    LoaderSpec,
-    TableSpec,
-    array,
-    get_path,
-    id_column,
-    legacy_column,
-    parent_column,
-)
+from migration_assets.specs.columns import id_column, legacy_column, parent_column
+from migration_assets.specs.enums import CHAT_PARTICIPANT_ROLE, CHAT_TYPE
+from migration_assets.specs.kinds import TEXT, TEXT_ARRAY, TIMESTAMP, Ref
+from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, array, get_path
 
 
 def joined_at(source: Mapping[str, Any], doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:

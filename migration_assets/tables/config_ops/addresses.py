@@ -18,18 +18,16 @@ dropped. Addresses saved before types/primaries existed lack ``type`` (-> shippi
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from migration_assets.enums import ADDRESS_TYPE
-from migration_assets.kinds import BOOL, TEXT, TIMESTAMP, Ref, legacy_hex
-from migration_assets.spec import (
-    Column,
-    LoaderSpec,
-    TableSpec,
+from migration_assets.specs.columns import (
     demote_duplicates,
     flag_unless_demoted,
     id_column,
     legacy_column,
     postal_address_columns,
 )
+from migration_assets.specs.enums import ADDRESS_TYPE
+from migration_assets.specs.kinds import BOOL, TEXT, TIMESTAMP, Ref, legacy_hex
+from migration_assets.specs.model import BusinessRule, Column, LoaderSpec, TableSpec
 
 
 def owner(d: Mapping[str, Any]) -> str | None:
@@ -66,6 +64,16 @@ ADDRESSES = TableSpec(
         Column("created_at", TIMESTAMP, "createdAt", required=True),
         Column("updated_at", TIMESTAMP, "updatedAt"),
     ),
+    rules=(
+        BusinessRule(
+            "one_primary_address_per_user", "at most one primary address per user", "several_primary_addresses",
+            """SELECT u.legacy_object_id,
+                      'primary addresses ' || string_agg(a.legacy_object_id, ', ' ORDER BY a.legacy_object_id)
+               FROM public.addresses a JOIN public.users u ON u.id = a.user_id
+               WHERE a.is_primary GROUP BY u.legacy_object_id HAVING count(*) > 1 ORDER BY 1""",
+            guard_index="addresses_one_primary_per_user_uq",
+        ),
+    ),
 )
 
 LOADER = LoaderSpec(
@@ -74,6 +82,5 @@ LOADER = LoaderSpec(
     domain="config_ops",
     tables=(ADDRESSES,),
     prepare=find_demoted_primaries,
-    prepare_fields=("user", "isPrimary", "updatedAt", "createdAt"),
     flags=("ADDRESS_STORE",),
 )

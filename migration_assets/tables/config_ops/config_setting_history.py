@@ -11,8 +11,9 @@ on changes made by seed scripts. ``key`` repeats the setting's key as it was at 
 An entry whose setting is not in PostgreSQL is quarantined. Moves with ``CONFIG_STORE``.
 """
 
-from migration_assets.kinds import JSON, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import JSON, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 CONFIG_SETTING_HISTORY = TableSpec(
     table="config_setting_history",

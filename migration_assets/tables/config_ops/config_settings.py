@@ -14,8 +14,9 @@ BSON-null ``value`` is quarantined (the column is NOT NULL: "no value" is not a 
 moves every setting so the rest can follow. Moves with ``CONFIG_STORE``.
 """
 
-from migration_assets.kinds import JSON, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import JSON, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 CONFIG_SETTINGS = TableSpec(
     table="config_settings",

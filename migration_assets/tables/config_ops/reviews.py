@@ -12,8 +12,9 @@ refused by the CHECK into quarantine. Reviews from before purchase-linked review
 ``purchaseRequest``. Moves with ``REVIEW_STORE``.
 """
 
-from migration_assets.kinds import SMALLINT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import SMALLINT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 REVIEWS = TableSpec(
     table="reviews",

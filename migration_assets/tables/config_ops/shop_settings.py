@@ -10,8 +10,9 @@ payment-rail selection lack ``reviewsEnabled`` (-> true), ``paymentRails`` (-> e
 array) and ``isActive`` (-> true). Moves with ``SHOP_SETTINGS_STORE``.
 """
 
-from migration_assets.kinds import BOOL, TEXT, TEXT_ARRAY, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import BOOL, TEXT, TEXT_ARRAY, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 SHOP_SETTINGS = TableSpec(
     table="shop_settings",

@@ -11,9 +11,10 @@ Unicode (Turkish, emoji, CJK) and load byte for byte; a NUL character, which Pos
 text cannot hold, quarantines the post. Moves with ``REPO_BLOG`` / ``BLOG_STORE``.
 """
 
-from migration_assets.enums import BLOG_POST_STATUS
-from migration_assets.kinds import TEXT, TEXT_ARRAY, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import BLOG_POST_STATUS
+from migration_assets.specs.kinds import TEXT, TEXT_ARRAY, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 BLOG_POSTS = TableSpec(
     table="blog_posts",

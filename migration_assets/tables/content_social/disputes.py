@@ -12,9 +12,10 @@ first disputes (-> open); ``resolution``/``resolvedAt`` until resolved. Depends 
 payments domain (``payment_id``). Moves with ``REPO_DISPUTE`` / ``DISPUTE_STORE``.
 """
 
-from migration_assets.enums import DISPUTE_STATUS
-from migration_assets.kinds import TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import DISPUTE_STATUS
+from migration_assets.specs.kinds import TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 DISPUTES = TableSpec(
     table="disputes",

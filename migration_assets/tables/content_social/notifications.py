@@ -14,8 +14,9 @@ free text (new event types appear without a schema change). Moves with
 ``NOTIFICATION_STORE`` / ``REPO_NOTIFICATION``.
 """
 
-from migration_assets.kinds import JSON, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import JSON, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 NOTIFICATIONS = TableSpec(
     table="notifications",

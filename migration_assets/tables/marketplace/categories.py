@@ -11,16 +11,9 @@ Two rules from the seed:
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from migration_assets.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import (
-    Column,
-    LoaderSpec,
-    TableSpec,
-    demote_duplicates,
-    flag_unless_demoted,
-    id_column,
-    legacy_column,
-)
+from migration_assets.specs.columns import demote_duplicates, flag_unless_demoted, id_column, legacy_column
+from migration_assets.specs.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import BusinessRule, Column, LoaderSpec, TableSpec
 
 
 def normalized_name(name: str) -> str:
@@ -54,6 +47,16 @@ CATEGORIES = TableSpec(
         Column("sort_order", INT, "sortOrder", required=True, default=0),
         Column("created_at", TIMESTAMP, "createdAt", required=True),
         Column("updated_at", TIMESTAMP, "updatedAt"),
+    ),
+    rules=(
+        BusinessRule(
+            "active_category_names_unique", "active category names unique by lower(btrim(name))",
+            "duplicate_active_name",
+            """SELECT string_agg(legacy_object_id, ', ' ORDER BY legacy_object_id),
+                      'active categories named ' || quote_literal(lower(btrim(name)))
+               FROM public.categories WHERE is_active GROUP BY lower(btrim(name)) HAVING count(*) > 1 ORDER BY 1""",
+            guard_index="categories_active_name_norm_uq",
+        ),
     ),
 )
 

@@ -20,20 +20,10 @@ request: the column is written by the ``purchase_requests_selected_offer`` remap
 ``seller_offers`` has loaded, and that remap refuses an offer of another request.
 """
 
-from migration_assets.enums import CURRENCY, DELIVERY_ATTEMPT_STATUS, PURCHASE_REQUEST_STATUS
-from migration_assets.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import (
-    Column,
-    DeferredRemap,
-    LoaderSpec,
-    TableSpec,
-    array,
-    embedded,
-    id_column,
-    legacy_column,
-    parent_column,
-    postal_address_columns,
-)
+from migration_assets.specs.columns import id_column, legacy_column, parent_column, postal_address_columns
+from migration_assets.specs.enums import CURRENCY, DELIVERY_ATTEMPT_STATUS, PURCHASE_REQUEST_STATUS
+from migration_assets.specs.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import BelongsTo, Column, DeferredRemap, LoaderSpec, TableSpec, array, embedded
 
 PR = "purchase_requests"
 
@@ -169,18 +159,9 @@ SELECTED_OFFER = DeferredRemap(
     column="selected_offer_id",
     description="Sets purchase_requests.selected_offer_id once seller_offers exist; the offer "
     "must belong to the same request.",
-    # A selected offer must be an offer *of this request*; anything else is refused.
-    validate_sql="""
-        SELECT d.source_legacy_id, d.ref_legacy_id,
-               CASE WHEN o.id IS NULL THEN 'selected offer does not exist in seller_offers'
-                    ELSE 'selected offer belongs to purchase request ' || coalesce(op.legacy_object_id, '?')
-               END AS reason
-        FROM migration.deferred_refs d
-        LEFT JOIN public.seller_offers o ON o.legacy_object_id = d.ref_legacy_id
-        LEFT JOIN public.purchase_requests op ON op.id = o.purchase_request_id
-        WHERE d.target_table = 'purchase_requests' AND d.target_column = 'selected_offer_id'
-          AND (o.id IS NULL OR o.purchase_request_id <> d.row_id)
-    """,
+    belongs=BelongsTo(via="purchase_request_id", rule="selected_offer_belongs_to_request",
+                      reason="offer_of_another_request",
+                      description="a purchase request's selected offer is one of its own offers"),
 )
 
 LOADER = LoaderSpec(

@@ -1,8 +1,9 @@
 """request templates (Mongo ``requesttemplates``) -> ``request_templates``."""
 
-from migration_assets.enums import CURRENCY
-from migration_assets.kinds import BOOL, INT, MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import CURRENCY
+from migration_assets.specs.kinds import BOOL, INT, MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 REQUEST_TEMPLATES = TableSpec(
     table="request_templates",

@@ -1,8 +1,9 @@
 """seller offers (Mongo ``selleroffers``) -> ``seller_offers``."""
 
-from migration_assets.enums import CURRENCY, SELLER_OFFER_STATUS
-from migration_assets.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import CURRENCY, SELLER_OFFER_STATUS
+from migration_assets.specs.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 SELLER_OFFERS = TableSpec(
     table="seller_offers",

@@ -11,9 +11,10 @@ absent until it is broadcast / confirmed, ``status`` is absent on the first swee
 quarantined. Moves with ``REPO_DERIVED_DESTINATION``.
 """
 
-from migration_assets.enums import CURRENCY, SWEEP_STATUS
-from migration_assets.kinds import MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import CURRENCY, SWEEP_STATUS
+from migration_assets.specs.kinds import MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 DERIVED_DESTINATION_SWEEPS = TableSpec(
     table="derived_destination_sweeps",

@@ -12,9 +12,10 @@ allocator wrote (``17.0``); an integral double loads, a fractional one is quaran
 Moves with ``REPO_DERIVED_DESTINATION``.
 """
 
-from migration_assets.enums import DERIVED_DESTINATION_STATUS
-from migration_assets.kinds import INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import DERIVED_DESTINATION_STATUS
+from migration_assets.specs.kinds import INT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 DERIVED_DESTINATIONS = TableSpec(
     table="derived_destinations",

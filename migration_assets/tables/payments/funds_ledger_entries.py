@@ -35,11 +35,13 @@ refund come after their hold).
 Moves with ``REPO_PAYMENT`` (``dual`` enables the Drizzle ledger seam).
 """
 
-from migration_assets.enums import CURRENCY, LEDGER_DIRECTION, LEDGER_ENTRY_TYPE
-from migration_assets.kinds import MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import CURRENCY, LEDGER_DIRECTION, LEDGER_ENTRY_TYPE
+from migration_assets.specs.kinds import MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LedgerAccounts, LedgerSpec, LoaderSpec, TableSpec
 
-ACCOUNTS = ("buyer_wallet", "escrow", "seller_wallet", "platform_fees", "external")
+ACCOUNTS = LedgerAccounts(payer_wallet="buyer_wallet", escrow="escrow", payee_wallet="seller_wallet",
+                          fees="platform_fees", external="external")
 
 FUNDS_LEDGER_ENTRIES = TableSpec(
     table="funds_ledger_entries",
@@ -66,5 +68,6 @@ LOADER = LoaderSpec(
     tables=(FUNDS_LEDGER_ENTRIES,),
     append_only=True,
     flags=("REPO_PAYMENT",),
-    extra={"accounts": ACCOUNTS},
+    ledger=LedgerSpec(accounts=ACCOUNTS, payments_table="payments",
+                      money_columns=(("payments", "amount"), ("funds_ledger_entries", "amount"))),
 )

@@ -26,18 +26,10 @@ Rules and awkward cases:
 Moves with ``REPO_PAYMENT`` (and ``ORACLE_QUOTING_ENABLED`` for the quote).
 """
 
-from migration_assets.enums import CURRENCY, PAYMENT_STATUS
-from migration_assets.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import (
-    Column,
-    LoaderSpec,
-    TableSpec,
-    derived_id_column,
-    embedded,
-    id_column,
-    legacy_column,
-    parent_column,
-)
+from migration_assets.specs.columns import derived_id_column, id_column, legacy_column, parent_column
+from migration_assets.specs.enums import CURRENCY, PAYMENT_STATUS
+from migration_assets.specs.kinds import INT, MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec, embedded
 
 PAYMENTS = TableSpec(
     table="payments",

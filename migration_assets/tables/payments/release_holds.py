@@ -14,9 +14,10 @@ purchase request is not in PostgreSQL is quarantined. Moves with ``REPO_RELEASE_
 ``RELEASE_HOLD_STORE``.
 """
 
-from migration_assets.enums import CURRENCY, RELEASE_HOLD_STATUS
-from migration_assets.kinds import MONEY, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import CURRENCY, RELEASE_HOLD_STATUS
+from migration_assets.specs.kinds import MONEY, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 RELEASE_HOLDS = TableSpec(
     table="release_holds",

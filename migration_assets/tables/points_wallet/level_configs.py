@@ -10,8 +10,9 @@ unique; ``minPoints >= 0`` (a CHECK: a negative threshold is refused into quaran
 ``LEVEL_CONFIG_STORE`` (alias ``LEVEL_STORE``).
 """
 
-from migration_assets.kinds import INT, TEXT, TEXT_ARRAY, TIMESTAMP
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import INT, TEXT, TEXT_ARRAY, TIMESTAMP
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 LEVEL_CONFIGS = TableSpec(
     table="level_configs",

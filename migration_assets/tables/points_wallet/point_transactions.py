@@ -12,9 +12,10 @@ number, a referral code, an ObjectId in hex): it is not a foreign key. Moves wit
 ``REPO_POINTS``.
 """
 
-from migration_assets.enums import POINT_TRANSACTION_TYPE
-from migration_assets.kinds import INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.enums import POINT_TRANSACTION_TYPE
+from migration_assets.specs.kinds import INT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 POINT_TRANSACTIONS = TableSpec(
     table="point_transactions",

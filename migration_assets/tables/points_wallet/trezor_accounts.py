@@ -10,8 +10,9 @@ absent on accounts registered before multi-account support (-> 0). Moves with
 ``REPO_TREZOR``.
 """
 
-from migration_assets.kinds import INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import INT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 TREZOR_ACCOUNTS = TableSpec(
     table="trezor_accounts",

@@ -11,8 +11,9 @@ double in older documents. An address of an account that is not in PostgreSQL is
 quarantined. Moves with ``REPO_TREZOR``.
 """
 
-from migration_assets.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
-from migration_assets.spec import Column, LoaderSpec, TableSpec, id_column, legacy_column
+from migration_assets.specs.columns import id_column, legacy_column
+from migration_assets.specs.kinds import BOOL, INT, TEXT, TIMESTAMP, Ref
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 TREZOR_DERIVED_ADDRESSES = TableSpec(
     table="trezor_derived_addresses",

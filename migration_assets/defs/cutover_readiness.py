@@ -1,0 +1,146 @@
+"""Cutover readiness per domain: ``migration/cutover_readiness`` (partitioned by domain) says
+GO or NO-GO with its evidence, the flags to set and the rollback steps. The verdict logic is
+in :mod:`migration_assets.cutover.readiness`; this module reads the check history from the instance."""
+
+import random
+import zlib
+
+import dagster as dg
+
+from migration_assets.cutover import readiness as rd
+from migration_assets.defs.infrastructure import GAPS, ID_MAP
+from migration_assets.factory.partitions import DOMAIN_PARTITIONS
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.registry import loaders_in_domain
+
+READINESS = dg.AssetKey(["migration", "cutover_readiness"])
+
+
+class ReadinessConfig(dg.Config):
+    """How strict the verdict is (the launchpad shows these)."""
+
+    green_runs: int = 3
+    sample_documents: int = 20
+    seed: int | None = None
+
+
+def outcome(instance: dg.DagsterInstance, record) -> str | None:
+    """One check execution as ``passed`` / ``failed (SEVERITY)`` / ``skipped``; None while its
+    run is still going (it does not count yet)."""
+    status = record.status.value
+    if status == "SUCCEEDED":
+        return rd.PASSED
+    if status == "FAILED":
+        data = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+        severity = getattr(getattr(data, "severity", None), "value", "ERROR")
+        return f"failed ({severity})"
+    run = instance.get_run_by_id(record.run_id)
+    if run is None or not run.is_finished:
+        return None
+    return "skipped" if run.status == dg.DagsterRunStatus.SUCCESS else "not executed (run failed)"
+
+
+def check_history(instance: dg.DagsterInstance, check_keys, runs: int) -> list[rd.CheckHistory]:
+    storage = instance.event_log_storage
+    out = []
+    for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        records = storage.get_asset_check_execution_history(key, limit=runs + 5)
+        outcomes = [o for o in (outcome(instance, r) for r in records) if o is not None]
+        out.append(rd.CheckHistory(key.asset_key.to_user_string(), key.name, outcomes[:runs]))
+    return out
+
+
+def code_location_graph(context: dg.AssetExecutionContext):
+    """Every asset and check of the code location (runs launched from the UI carry the
+    repository; an in-process run of a resolved job does not, so load the definitions)."""
+    try:
+        return context.repository_def.asset_graph
+    except Exception:
+        from migration_assets.definitions import defs
+
+        return defs().resolve_asset_graph()
+
+
+def domain_check_keys(context: dg.AssetExecutionContext, domain: str) -> list[dg.AssetCheckKey]:
+    graph = code_location_graph(context)
+    return [k for k in graph.asset_check_keys
+            if graph.has(k.asset_key) and graph.get(k.asset_key).group_name == domain]
+
+
+@dg.asset(
+    key=READINESS,
+    group_name="infrastructure",
+    kinds={"mongodb", "postgres"},
+    partitions_def=DOMAIN_PARTITIONS,
+    deps=[ID_MAP, GAPS],
+    description="Cutover readiness of one domain (partition): **GO** only when every check of the "
+    "domain's tables passed in each of its last N executions, the domain has no open "
+    "pg_dualwrite_gaps, and a random sample of documents reads identically from Mongo and "
+    "PostgreSQL. Lists the application flags to set (dual, then pg) and the rollback steps.",
+)
+def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig, mongo: MongoSourceResource,
+                      postgres: PostgresTargetResource) -> dg.MaterializeResult:
+    domain = context.partition_key
+    loaders = loaders_in_domain(domain)
+    seed = config.seed if config.seed is not None else zlib.crc32(context.run.run_id.encode())
+    rng = random.Random(seed)
+    checks = check_history(context.instance, domain_check_keys(context, domain), config.green_runs)
+    samples = []
+    with mongo.session() as source, postgres.connect("cutover_readiness") as conn:
+        gaps = rd.domain_gaps(conn, loaders)
+        for loader in loaders:
+            samples.append(rd.sample_loader(loader, source, conn, config.sample_documents, rng))
+            context.log.info(f"{domain}: sampled {samples[-1].documents} {loader.collection} documents, "
+                             f"{len(samples[-1].differences)} difference(s)")
+    result = rd.Readiness(
+        domain=domain,
+        runs_required=config.green_runs,
+        tables=[t for l in loaders for t in l.table_names],
+        checks=checks,
+        gaps=gaps,
+        samples=samples,
+        flags=rd.flag_steps(rd.domain_flags(loaders)),
+    )
+    context.log.info(f"{domain}: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else ""))
+    return dg.MaterializeResult(
+        metadata={
+            "verdict": result.verdict,
+            "go": result.go,
+            "summary": dg.MetadataValue.md(rd.render_summary(result)),
+            "green_runs_required": config.green_runs,
+            "checks_green": result.green_checks,
+            "checks_total": len(result.checks),
+            "check_history": dg.MetadataValue.md(rd.render_checks(result)),
+            "open_dualwrite_gaps": sum(gaps.values()),
+            "gaps_by_entity": gaps or {"none": 0},
+            "sample_documents_compared": sum(s.documents for s in samples),
+            "sample_rows_compared": sum(s.rows for s in samples),
+            "sample_differences": result.sample_differences,
+            "sample_seed": seed,
+            "sample_comparison": dg.MetadataValue.md(rd.render_samples(result)),
+            "flags_to_set": dg.MetadataValue.md(rd.render_flags(result)),
+            "rollback": dg.MetadataValue.md(rd.render_rollback(result)),
+        },
+        tags={"verdict": result.verdict},
+    )
+
+
+cutover_readiness_job = dg.define_asset_job(
+    "cutover_readiness",
+    selection=dg.AssetSelection.assets(READINESS),
+    partitions_def=DOMAIN_PARTITIONS,
+    description="Decides GO / NO-GO for one domain (launch with the domain as partition).",
+)
+
+
+
+@dg.schedule(name="hourly_cutover_readiness", job=cutover_readiness_job, cron_schedule="30 * * * *",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Re-assesses every domain's readiness half an hour after each hourly verification.")
+def hourly_cutover_readiness(context: dg.ScheduleEvaluationContext):
+    tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M") if context.scheduled_execution_time else "now"
+    for domain in DOMAIN_PARTITIONS.get_partition_keys():
+        yield dg.RunRequest(run_key=f"{domain}:{tick}", partition_key=domain)
+
+
+defs = dg.Definitions(assets=[cutover_readiness], jobs=[cutover_readiness_job], schedules=[hourly_cutover_readiness])

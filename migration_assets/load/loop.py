@@ -1,0 +1,43 @@
+"""The batch loop every load shares: the collection read after a position, batch by batch,
+each through one :class:`~migration_assets.load.batch.BatchStep`."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from migration_assets.load.batch import BatchStep
+from migration_assets.load.report import LoadOptions, LoadReport, Progress
+from migration_assets.source.documents import Source
+from migration_assets.specs.model import LoaderSpec
+from migration_assets.target.write import table_has_rows
+from migration_assets.transform.context import prepare_context
+
+
+def fresh_tables(conn: psycopg.Connection, loader: LoaderSpec) -> bool:
+    """Whether every table of the loader is empty (its rows may be copied straight in)."""
+    return not any(table_has_rows(conn, t) for t in loader.table_names)
+
+
+def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, options: LoadOptions,
+                 report: LoadReport, progress: Progress | None, total_docs: int | None, *,
+                 position: str | None, fresh: bool, dry: bool = False) -> None:
+    """Every batch after ``position`` through one :class:`BatchStep`."""
+    t0 = time.perf_counter() - report.seconds
+    t = time.perf_counter()
+    ctx = prepare_context(loader, source)
+    report.timings["prepare"] += time.perf_counter() - t
+    # Where ids may repeat, every later occurrence of an _id is quarantined as a duplicate,
+    # whatever became of the first (loaded, or quarantined for its content).
+    seen: set[str] | None = None
+    if not source.ids_unique:
+        seen = set(source.keys_before(loader.collection, position))
+    step = BatchStep(loader, conn, ctx, report, run_id=options.run_id, fresh=fresh, compiled=options.compiled,
+                     dry=dry, seen=seen)
+    for batch in source.iter_batches(loader.collection, after=position, batch_size=options.batch_size):
+        step.run(batch.docs, batch.position)
+        report.seconds = time.perf_counter() - t0
+        if progress:
+            progress(report, total_docs)
+    report.immutable_conflicts = sorted(step.writer.conflicts)

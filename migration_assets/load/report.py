@@ -1,0 +1,58 @@
+"""What a load is asked to do (:class:`LoadOptions`) and what it did (:class:`LoadReport`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LoadOptions:
+    batch_size: int = 2000
+    resume: bool = True
+    dry_run: bool = False
+    run_id: str = "local"
+    # A second run of the same loader waits this long for the first one's lock, then fails.
+    lock_timeout_s: float = 600.0
+    # The compiled transform (transform/compiled.py): same rows, same rejections (anything
+    # unusual takes the reference path); False = the reference transform only.
+    compiled: bool = True
+
+
+@dataclass
+class LoadReport:
+    loader: str
+    docs_read: int = 0
+    docs_loaded: int = 0
+    docs_quarantined: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    rows_changed: dict[str, int] = field(default_factory=dict)
+    quarantine_sample: list[dict[str, str]] = field(default_factory=list)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    deferred_applied: int = 0
+    deferred_unresolved: int = 0
+    resumed_from: str | None = None
+    position: str | None = None  # last committed position (what a rerun resumes from)
+    batches: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    dry_run: bool = False
+    fresh: bool = False  # the tables were empty: rows were copied straight in
+    lock_waited_s: float = 0.0
+    # Append-only tables: documents whose existing (immutable) row differs from the source.
+    immutable_conflicts: list[str] = field(default_factory=list)
+    # Dry run: parent loaders simulated (read, transformed, validated) to resolve references.
+    simulated_parents: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.docs_read / self.seconds if self.seconds else 0.0
+
+    def add_changed(self, changed: dict[str, int]) -> None:
+        for table, n in changed.items():
+            self.rows_changed[table] = self.rows_changed.get(table, 0) + n
+
+
+Progress = Callable[[LoadReport, int | None], None]
+Log = Callable[[str], None]

@@ -1,0 +1,335 @@
+"""Bookkeeping of the migration, the only writer of the ``migration`` schema's rows (and
+of ``id_map``): load checkpoints, the quarantine, id_map entries, deferred references,
+the ledger snapshot and the record of applied schema files.
+
+:func:`record_batch` writes everything a batch owes in the batch's own transaction, so its
+rows and its checkpoint commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from bson import json_util
+from psycopg.types.json import Jsonb
+
+from migration_assets.specs.model import LoaderSpec
+from migration_assets.transform.results import DocResult, Rejected
+
+# --- checkpoints -----------------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    loader: str
+    generation: int
+    source_fingerprint: str
+    position: str | None
+    status: str
+    fresh: bool
+    docs_read: int
+    docs_quarantined: int
+    rows_written: dict[str, int]
+    run_id: str | None = None
+
+
+def read_checkpoint(conn: psycopg.Connection, loader: str) -> Checkpoint | None:
+    row = conn.execute(
+        "SELECT loader, generation, source_fingerprint, position, status, fresh, docs_read, "
+        "docs_quarantined, rows_written, run_id FROM migration.load_checkpoints WHERE loader = %s",
+        [loader],
+    ).fetchone()
+    return Checkpoint(*row) if row else None
+
+
+def start_generation(conn: psycopg.Connection, loader: str, fingerprint: str, fresh: bool, run_id: str) -> Checkpoint:
+    row = conn.execute(
+        """
+        INSERT INTO migration.load_checkpoints AS c
+            (loader, generation, source_fingerprint, position, status, fresh, run_id)
+        VALUES (%s, 1, %s, NULL, 'running', %s, %s)
+        ON CONFLICT (loader) DO UPDATE SET
+            generation = c.generation + 1, source_fingerprint = EXCLUDED.source_fingerprint,
+            position = NULL, status = 'running', fresh = EXCLUDED.fresh, run_id = EXCLUDED.run_id,
+            docs_read = 0, docs_quarantined = 0, rows_written = '{}', started_at = now(),
+            updated_at = now(), completed_at = NULL
+        RETURNING loader, generation, source_fingerprint, position, status, fresh, docs_read,
+                  docs_quarantined, rows_written, run_id
+        """,
+        [loader, fingerprint, fresh, run_id],
+    ).fetchone()
+    return Checkpoint(*row)
+
+
+def advance_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
+    conn.execute(
+        "UPDATE migration.load_checkpoints SET position = %s, docs_read = %s, docs_quarantined = %s, "
+        "rows_written = %s, run_id = %s, updated_at = now() WHERE loader = %s",
+        [cp.position, cp.docs_read, cp.docs_quarantined, Jsonb(cp.rows_written), cp.run_id, cp.loader],
+    )
+
+
+def interrupted_loads(conn: psycopg.Connection) -> dict[str, int]:
+    """Loaders whose last load did not complete -> documents it had committed."""
+    return dict(conn.execute("SELECT loader, docs_read FROM migration.load_checkpoints WHERE status = 'running'").fetchall())
+
+
+def complete_checkpoint(conn: psycopg.Connection, loader: str) -> None:
+    conn.execute(
+        "UPDATE migration.load_checkpoints SET status = 'completed', completed_at = now(), "
+        "updated_at = now() WHERE loader = %s",
+        [loader],
+    )
+
+
+# --- quarantine ------------------------------------------------------------------------
+
+@dataclass
+class QuarantineEntry:
+    legacy_id: str
+    raw_sha256: str
+    reason_code: str
+    reason: str
+    reasons: list[dict[str, str]]
+    raw_bson: bytes | None
+    raw_json: str | None
+
+
+RAW_JSON_LIMIT = 64 * 1024  # the quarantine keeps all raw bytes; the readable copy is capped
+MAX_REASONS = 100  # a 100k-element array of bad values is one document, not 100k reasons
+
+
+def quarantine_entry(r: Rejected) -> QuarantineEntry:
+    """The quarantine row of a rejected document: every reason (capped), the raw bytes and
+    a readable JSON copy."""
+    problems = r.problems
+    if len(problems) > MAX_REASONS:
+        problems = problems[:MAX_REASONS] + [{"code": "more_problems", "field": "$",
+                                              "message": f"... and {len(r.problems) - MAX_REASONS} more problems"}]
+    reason = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:20])
+    if len(problems) > 20:
+        reason += f"; ... ({len(r.problems)} problems in all)"
+    raw_json = None
+    if r.doc is not None:
+        try:
+            raw_json = json_util.dumps(r.doc)
+        except Exception:
+            raw_json = None
+    if raw_json is not None and len(raw_json) > RAW_JSON_LIMIT:
+        raw_json = raw_json[:RAW_JSON_LIMIT] + f"... [{len(raw_json)} characters; raw_bson holds all]"
+    if raw_json is not None:
+        raw_json = raw_json.replace("\x00", "\\u0000")
+    return QuarantineEntry(legacy_id=r.legacy_id, raw_sha256=hashlib.sha256(r.raw).hexdigest(),
+                           reason_code=r.problems[0]["code"], reason=reason, reasons=problems,
+                           raw_bson=r.raw, raw_json=raw_json)
+
+
+
+def write_quarantine(conn: psycopg.Connection, loader: str, collection: str, run_id: str,
+                     entries: Sequence[QuarantineEntry]) -> None:
+    if not entries:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO migration.quarantine AS q
+                (loader, collection, legacy_id, raw_sha256, reason_code, reason, reasons, raw_bson, raw_json, run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (loader, legacy_id, raw_sha256) WHERE resolved_at IS NULL DO UPDATE SET
+                reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason, reasons = EXCLUDED.reasons,
+                run_id = EXCLUDED.run_id, last_seen_at = now()
+            """,
+            [
+                (loader, collection, e.legacy_id, e.raw_sha256, e.reason_code, e.reason[:2000],
+                 Jsonb(e.reasons), e.raw_bson, e.raw_json, run_id)
+                for e in entries
+            ],
+        )
+
+
+def resolve_quarantine(conn: psycopg.Connection, loader: str, legacy_ids: Sequence[str], run_id: str) -> int:
+    """Documents that now load close their open quarantine entries (kept, marked resolved)."""
+    if not legacy_ids:
+        return 0
+    return conn.execute(
+        "UPDATE migration.quarantine SET resolved_at = now(), resolution = %s "
+        "WHERE loader = %s AND resolved_at IS NULL AND reason_code <> 'duplicate_id' AND legacy_id = ANY(%s)",
+        [f"loaded by run {run_id}", loader, list(legacy_ids)],
+    ).rowcount
+
+
+def resolve_quarantine_except(conn: psycopg.Connection, loader: str, keep_open: Sequence[str], resolution: str) -> int:
+    """Close every open entry of ``loader`` but those of ``keep_open`` (a remap's refusals
+    that still stand)."""
+    return conn.execute(
+        "UPDATE migration.quarantine SET resolved_at = now(), resolution = %s "
+        "WHERE loader = %s AND resolved_at IS NULL AND NOT (legacy_id = ANY(%s))",
+        [resolution, loader, list(keep_open)]).rowcount
+
+
+def open_quarantine_sample(conn: psycopg.Connection, loader: str, limit: int = 20) -> list[tuple[str, str, str]]:
+    """(legacy id, reason code, reason) of the newest open entries."""
+    return [tuple(r) for r in conn.execute(
+        "SELECT legacy_id, reason_code, reason FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL "
+        "ORDER BY last_seen_at DESC, legacy_id LIMIT %s", [loader, limit]).fetchall()]
+
+
+def open_quarantine_by_reason(conn: psycopg.Connection, loader: str) -> dict[str, int]:
+    return dict(conn.execute(
+        "SELECT reason_code, count(*) FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL GROUP BY 1",
+        [loader]).fetchall())
+
+
+def open_quarantine_count(conn: psycopg.Connection, loaders: Sequence[str]) -> int:
+    """Open entries of these loaders (or remaps) together."""
+    return conn.execute("SELECT count(*) FROM migration.quarantine WHERE resolved_at IS NULL AND loader = ANY(%s)",
+                        [list(loaders)]).fetchone()[0]
+
+
+def open_quarantine_keys(conn: psycopg.Connection, loader: str) -> tuple[dict[str, int], set[str]]:
+    """(legacy id -> open entries as a duplicate ``_id``, legacy ids quarantined for their content)."""
+    rows = conn.execute(
+        "SELECT legacy_id, count(*) FILTER (WHERE reason_code = 'duplicate_id'), "
+        "count(*) FILTER (WHERE reason_code <> 'duplicate_id') "
+        "FROM migration.quarantine WHERE loader = %s AND resolved_at IS NULL GROUP BY 1", [loader]).fetchall()
+    return {r[0]: r[1] for r in rows if r[1]}, {r[0] for r in rows if r[2]}
+
+
+# --- id_map and deferred references -------------------------------------------------------
+
+def add_id_map(conn: psycopg.Connection, entity: str, pairs: Sequence[tuple[str, uuid.UUID]]) -> None:
+    if not pairs:
+        return
+    conn.execute(
+        "INSERT INTO public.id_map (entity, legacy_id, new_id) "
+        "SELECT %s, l, n FROM unnest(%s::text[], %s::uuid[]) AS u(l, n) ON CONFLICT (entity, legacy_id) DO NOTHING",
+        [entity, [p[0] for p in pairs], [p[1] for p in pairs]],
+    )
+
+def id_map_from_table(conn: psycopg.Connection, table: str) -> int:
+    """Entries for every row of ``table`` that has none, in one statement (never rewriting
+    or deleting one: the map is an audit trail). Returns the entries added."""
+    return conn.execute(
+        f"INSERT INTO public.id_map (entity, legacy_id, new_id) SELECT %s, legacy_object_id, id FROM public.{table} "
+        f"ON CONFLICT (entity, legacy_id) DO NOTHING", [table]).rowcount
+
+
+def upsert_deferred(conn: psycopg.Connection, items: Sequence[tuple[str, str, uuid.UUID, str, str, str]]) -> None:
+    """items: (target_table, target_column, row_id, source_legacy_id, ref_table, ref_legacy_id)."""
+    if not items:
+        return
+    cols = list(zip(*items))
+    conn.execute(
+        """
+        INSERT INTO migration.deferred_refs
+            (target_table, target_column, row_id, source_legacy_id, ref_table, ref_legacy_id)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[])
+        ON CONFLICT (target_table, target_column, row_id) DO UPDATE SET
+            ref_table = EXCLUDED.ref_table, ref_legacy_id = EXCLUDED.ref_legacy_id,
+            source_legacy_id = EXCLUDED.source_legacy_id
+        """,
+        [list(c) for c in cols],
+    )
+
+
+def clear_deferred(conn: psycopg.Connection, table: str, column: str, row_ids: Sequence[uuid.UUID]) -> None:
+    """Documents that no longer hold the reference drop their pending entry."""
+    if row_ids:
+        conn.execute(
+            "DELETE FROM migration.deferred_refs WHERE target_table = %s AND target_column = %s AND row_id = ANY(%s)",
+            [table, column, list(row_ids)],
+        )
+
+
+def apply_deferred(conn: psycopg.Connection, table: str, column: str, ref_table: str) -> tuple[int, int]:
+    """Set ``table.column`` from pending deferred references whose target now exists.
+
+    Returns (rows updated, references still unresolved)."""
+    updated = conn.execute(
+        f"""
+        UPDATE public.{table} x SET {column} = r.id
+        FROM migration.deferred_refs d JOIN public.{ref_table} r ON r.legacy_object_id = d.ref_legacy_id
+        WHERE d.target_table = %s AND d.target_column = %s AND x.id = d.row_id
+          AND x.{column} IS DISTINCT FROM r.id
+        """,
+        [table, column],
+    ).rowcount
+    unresolved = conn.execute(
+        f"""
+        SELECT count(*) FROM migration.deferred_refs d
+        LEFT JOIN public.{ref_table} r ON r.legacy_object_id = d.ref_legacy_id
+        WHERE d.target_table = %s AND d.target_column = %s AND r.id IS NULL
+        """,
+        [table, column],
+    ).fetchone()[0]
+    return updated, unresolved
+
+
+# --- one batch ----------------------------------------------------------------------------
+
+def record_batch(conn: psycopg.Connection, loader: LoaderSpec, results: Sequence[DocResult],
+                 rejected: Sequence[Rejected], run_id: str, checkpoint: Checkpoint | None) -> None:
+    """Everything a written batch owes, in its transaction: quarantine entries for the
+    rejected documents and the closing of entries of documents that now load, id_map
+    entries, pending deferred references, and the checkpoint (None: a re-sync, which has no
+    position)."""
+    root = loader.root
+    id_idx = root.column_names.index("id")
+    write_quarantine(conn, loader.name, loader.collection, run_id, [quarantine_entry(r) for r in rejected])
+    resolve_quarantine(conn, loader.name, [r.legacy_id for r in results], run_id)
+    for table in loader.tables:
+        if table.has_legacy_id and "id" in table.column_names:
+            i, li = table.column_names.index("id"), table.column_names.index("legacy_object_id")
+            add_id_map(conn, table.table, [(row[li], row[i]) for r in results for row in r.rows.get(table.table, ())])
+    pending = []
+    for r in results:
+        root_id = r.rows[root.table][0][id_idx]
+        for d in r.deferred:
+            pending.append((d.table, d.column, root_id, r.legacy_id, d.ref.table, d.ref.legacy_id))
+    for table in loader.tables:
+        for c in table.columns:
+            if c.deferred:
+                # Documents that no longer hold the reference drop their pending entry.
+                with_ref = {r.legacy_id for r in results for d in r.deferred if d.column == c.name}
+                clear_deferred(conn, table.table, c.name,
+                               [r.rows[root.table][0][id_idx] for r in results if r.legacy_id not in with_ref])
+    upsert_deferred(conn, pending)
+    if checkpoint is not None:
+        advance_checkpoint(conn, checkpoint)
+
+
+# --- the ledger snapshot ------------------------------------------------------------------
+
+SNAPSHOT = "migration.ledger_entry_snapshot"
+
+
+def record_ledger_snapshot(conn: psycopg.Connection, table: str, entry_hash: str, run_id: str) -> tuple[int, int]:
+    """Record the entries of ``table`` not seen before (their row hash ``entry_hash``, an
+    SQL expression over ``f``); returns (entries recorded now, entries recorded in all)."""
+    recorded = conn.execute(
+        f"INSERT INTO {SNAPSHOT} (legacy_object_id, entry_id, entry_hash, first_seen_run) "
+        f"SELECT f.legacy_object_id, f.id, {entry_hash}, %s FROM public.{table} f "
+        f"ON CONFLICT (legacy_object_id) DO NOTHING", [run_id]).rowcount
+    (total,) = conn.execute(f"SELECT count(*) FROM {SNAPSHOT}").fetchone()
+    return recorded, total
+
+
+# --- applied schema files ----------------------------------------------------------------
+
+def ensure_schema_record(conn: psycopg.Connection) -> dict[str, str]:
+    """The platform's own record of applied ``sql/`` files (filename -> sha256)."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS migration")
+    conn.execute("CREATE TABLE IF NOT EXISTS migration.schema_migrations ("
+                 " filename text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    return dict(conn.execute("SELECT filename, sha256 FROM migration.schema_migrations").fetchall())
+
+
+def schema_file_recorded(conn: psycopg.Connection, filename: str) -> bool:
+    return conn.execute("SELECT 1 FROM migration.schema_migrations WHERE filename = %s", [filename]).fetchone() is not None
+
+
+def record_schema_file(conn: psycopg.Connection, filename: str, sha256: str) -> None:
+    conn.execute("INSERT INTO migration.schema_migrations (filename, sha256) VALUES (%s, %s)", [filename, sha256])

@@ -1,0 +1,210 @@
+"""Canonical projections of a table, computed independently on each side.
+
+* Source side (Python): straight from the decoded Mongo document, through each column's
+  ``canon_source`` (never through the transform).
+* Target side (SQL): from the loaded rows, through each column's ``canon_sql``; references
+  are rendered by joining the referenced table and reading its ``legacy_object_id``.
+
+A row's canonical text is its hashed columns' canonical texts joined by ``|``. A range's
+checksum is (row count, sum of the first 60 bits of each row text's md5): order-independent,
+so Mongo's ``_id`` order and PostgreSQL's heap order never matter, and cheap to compute for
+any ``_id`` range on both sides (which is what the bisection diff needs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from migration_assets.specs.kinds import Ref, legacy_hex
+from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, resolve_source
+
+
+def hash60(text: str) -> int:
+    """The first 60 bits of the text's md5, as ``migration.hash60`` computes them in SQL."""
+    return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[:8], "big") >> 4
+
+
+@dataclass
+class Digest:
+    """Row count and hash sum of a set of rows; equal digests mean equal row multisets."""
+
+    count: int = 0
+    total: int = 0
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        self.total += hash60(text)
+
+    def merge(self, other: Digest) -> None:
+        self.count += other.count
+        self.total += other.total
+
+    @property
+    def hexdigest(self) -> str:
+        return f"{self.count}:{self.total % (1 << 64):016x}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Digest) and (self.count, self.total) == (other.count, other.total)
+
+
+# --- identity of a row inside its document ---------------------------------------------
+
+def identity_columns(table: TableSpec) -> tuple[str, ...]:
+    """Columns naming a row: legacy id for documents, parent + key for child rows."""
+    if table.is_root:
+        return ("legacy_object_id",)
+    names = [n for n in table.key if n != "id"]
+    if "id" in table.key and table.has_legacy_id:
+        names.append("legacy_object_id")
+    return tuple(names)
+
+
+# --- source side -----------------------------------------------------------------------
+
+@dataclass
+class SourceRow:
+    root_key: str
+    identity: str
+    values: list[str]
+
+    @property
+    def text(self) -> str:
+        return "|".join(self.values)
+
+
+def _canon(column: Column, raw: Any) -> str:
+    return column.kind.canon_source(None if raw is MISSING else raw)
+
+
+def source_rows(loader: LoaderSpec, table: TableSpec, doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> Iterator[SourceRow]:
+    root_key = legacy_hex(doc["_id"])
+    cols = table.hashed_columns
+    id_cols = [table.column(n) for n in identity_columns(table)]
+    for source, index in table.rows.sources(doc):
+        if table.rows.mode == "array" and not isinstance(source, Mapping) and not table.scalar_elements:
+            continue
+        values = [_canon(c, resolve_source(c, source, doc, index, ctx)) for c in cols]
+        ident = "/".join(_canon(c, resolve_source(c, source, doc, index, ctx)) for c in id_cols)
+        yield SourceRow(root_key, ident, values)
+
+
+# --- target side (SQL) -----------------------------------------------------------------
+
+@dataclass
+class TableSQL:
+    table: TableSpec
+    from_sql: str
+    key_expr: str
+    identity_expr: str
+    column_exprs: list[str] = field(default_factory=list)
+
+    @property
+    def row_text(self) -> str:
+        return "concat_ws('|', " + ", ".join(self.column_exprs) + ")"
+
+    def where(self, lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+        parts, params = [], []
+        if lo is not None:
+            parts.append(f"{self.key_expr} >= %s")
+            params.append(lo)
+        if hi is not None:
+            parts.append(f"{self.key_expr} < %s")
+            params.append(hi)
+        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+    def digest_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
+        where, params = self.where(lo, hi)
+        sql = (
+            f"SELECT count(*), coalesce(sum(migration.hash60({self.row_text})), 0) "
+            f"FROM {self.from_sql}{where}"
+        )
+        return sql, params
+
+    # Above this many prefixes one scan filtering by prefix beats one index range scan each.
+    MAX_RANGE_SCANS = 64
+
+    def _under(self, prefixes: list[str], select: str, suffix: str = "") -> tuple[str, list[Any]]:
+        """``select`` restricted to keys under ``prefixes``: one index range scan per prefix,
+        or, for many prefixes, one scan per prefix length keeping the keys whose prefix is listed."""
+        parts, params = [], []
+        if len(prefixes) <= self.MAX_RANGE_SCANS:
+            for p in prefixes:
+                where, pp = self.where(*prefix_bounds(p))
+                parts.append(f"({select}{where}{suffix})")
+                params += pp
+        else:
+            by_length: dict[int, list[str]] = {}
+            for p in prefixes:
+                by_length.setdefault(len(p), []).append(p)
+            for n, ps in sorted(by_length.items()):
+                parts.append(f"({select} WHERE left({self.key_expr}, {n}) = ANY(%s){suffix})")
+                params.append(ps)
+        return " UNION ALL ".join(parts), params
+
+    def prefix_digest_query(self, length: int, prefixes: list[str] | None = None) -> tuple[str, list[Any]]:
+        """Digest per key prefix of ``length`` characters: rows (prefix, count, hash sum).
+
+        Without ``prefixes``: one scan of the table. With them: only keys under those
+        (shorter) prefixes (see ``_under``), in one statement.
+        """
+        select = (f"SELECT left({self.key_expr}, {int(length)}), count(*), "
+                  f"coalesce(sum(migration.hash60({self.row_text})), 0) FROM {self.from_sql}")
+        if prefixes is None:
+            return f"{select} GROUP BY 1", []
+        return self._under(prefixes, select, " GROUP BY 1")
+
+    def prefix_rows_query(self, prefixes: list[str]) -> tuple[str, list[Any]]:
+        """The canonical rows (key, identity, column texts) under the given key prefixes."""
+        select, _ = self.rows_query()
+        return self._under(prefixes, select)
+
+    def rows_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
+        where, params = self.where(lo, hi)
+        cols = ", ".join(self.column_exprs)
+        sql = (
+            f"SELECT {self.key_expr}, {self.identity_expr}, ARRAY[{cols}]::text[] "
+            f"FROM {self.from_sql}{where}"
+        )
+        return sql, params
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """``[lo, hi)`` holding exactly the strings that start with ``prefix`` (code-point order:
+    the database collation is C.UTF-8)."""
+    if not prefix:
+        return None, None  # type: ignore[return-value]
+    nxt = ord(prefix[-1]) + 1
+    if nxt > 0x10FFFF:
+        return prefix, None
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text; the next character is U+E000
+        nxt = 0xE000
+    return prefix, prefix[:-1] + chr(nxt)
+
+
+def table_sql(table: TableSpec) -> TableSQL:
+    """SQL rendering of ``table``'s canonical projection."""
+    joins: list[str] = []
+    alias_for: dict[str, str] = {}
+
+    def expr(column: Column) -> str:
+        if isinstance(column.kind, Ref) and column.ref_table:
+            if column.name not in alias_for:
+                alias = f"j{len(alias_for)}"
+                alias_for[column.name] = alias
+                joins.append(f" LEFT JOIN public.{column.ref_table} {alias} ON {alias}.id = t.{column.name}")
+            return column.kind.canon_sql(f"{alias_for[column.name]}.legacy_object_id")
+        return column.kind.canon_sql(f"t.{column.name}")
+
+    column_exprs = [expr(c) for c in table.hashed_columns]
+    identity_exprs = [expr(table.column(n)) for n in identity_columns(table)]
+    if table.is_root:
+        key_expr = "t.legacy_object_id"
+    else:
+        expr(table.column(table.parent_column))  # make sure the parent is joined
+        key_expr = f"{alias_for[table.parent_column]}.legacy_object_id"
+    from_sql = f"public.{table.table} t" + "".join(joins)
+    identity_expr = "concat_ws('/', " + ", ".join(identity_exprs) + ")"
+    return TableSQL(table, from_sql, key_expr, identity_expr, column_exprs)

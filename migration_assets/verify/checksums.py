@@ -1,0 +1,200 @@
+"""Source-vs-target verification of one loader's tables: row counts and checksums.
+
+The source side scans the collection and renders each row canonically from the raw
+document (the compiled canon of ``compiled_canon.py``, or the reference
+``canonical.source_rows``: ``compiled=False``); the target side is one SQL aggregate per
+table. Documents in the open quarantine are counted apart, never silently dropped: for
+every table, ``source rows = target rows + quarantined rows`` must hold.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import psycopg
+
+from migration_assets.source.documents import Source
+from migration_assets.source.scan import Scanned, scan
+from migration_assets.specs.columns import legacy_column
+from migration_assets.specs.model import MISSING, Column, DeferredRemap, LoaderSpec, TableSpec, resolve_source
+from migration_assets.transform.context import needs_context, prepare_context
+from migration_assets.verify.canonical import Digest, source_rows, table_sql
+from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_batch, digest_documents, merge_buckets
+from migration_assets.verify.quarantined import QuarantineIndex
+
+# ObjectIds start with their creation second in hex: 4 characters = ~18-hour windows.
+BUCKET_PREFIX = 4
+PARALLEL_MIN_DOCS = 50_000  # below this, starting worker processes costs more than it saves
+
+
+@dataclass
+class TableVerification:
+    table: str
+    source: Digest = field(default_factory=Digest)
+    target: Digest = field(default_factory=Digest)
+    quarantined_rows: int = 0
+    # Digests per _id prefix of BUCKET_PREFIX characters (whole-table runs only): the first
+    # level of the bisection diff, computed in the same pass on both sides.
+    source_buckets: dict[str, Digest] = field(default_factory=dict)
+    target_buckets: dict[str | None, Digest] = field(default_factory=dict)
+
+    @property
+    def counts_match(self) -> bool:
+        return self.source.count == self.target.count
+
+    @property
+    def checksums_match(self) -> bool:
+        return self.source == self.target
+
+
+@dataclass
+class LoaderVerification:
+    loader: str
+    source_docs: int = 0
+    quarantined_docs: int = 0
+    tables: dict[str, TableVerification] = field(default_factory=dict)
+    seconds_source: float = 0.0
+    seconds_target: float = 0.0
+    context: Mapping = field(default_factory=dict)  # the loader context the source side used
+
+    @property
+    def ok(self) -> bool:
+        return all(t.checksums_match for t in self.tables.values())
+
+
+def verification_context(loader: LoaderSpec, source: Source, qindex: QuarantineIndex) -> Mapping:
+    """The loader context as the loaded rows saw it (the open quarantine stands for the
+    documents that did not load)."""
+    return prepare_context(loader, source, quarantined=qindex.ids()) if needs_context(loader) else {}
+
+
+def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, *,
+                  lo: str | None = None, hi: str | None = None, compiled: bool = True,
+                  workers: int = 1) -> LoaderVerification:
+    """Counts and checksums of every table of ``loader``, both sides. ``workers`` > 1 hashes
+    the source side in that many processes (large collections without a context)."""
+    result = LoaderVerification(loader.name)
+    bucketed = lo is None and hi is None
+    for t in loader.tables:
+        result.tables[t.table] = TableVerification(t.table)
+    qindex = QuarantineIndex(conn, loader.name)
+    ctx = verification_context(loader, source, qindex)
+    result.context = ctx
+
+    t0 = time.perf_counter()
+    kept = counted(loader, result, scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi))
+    prefix = BUCKET_PREFIX if bucketed else None
+    if compiled:
+        acc: Buckets = {}
+        if workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
+            hash_in_processes(loader, kept, prefix, workers, acc)
+        else:
+            digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix)
+        for i, t in enumerate(loader.tables):
+            tv = result.tables[t.table]
+            for p, (c, s) in acc.items():
+                d = Digest(c[i], s[i])
+                tv.source.merge(d)
+                if bucketed:
+                    tv.source_buckets[p] = d
+    else:
+        for d in kept:
+            for t in loader.tables:
+                tv = result.tables[t.table]
+                bucket = tv.source_buckets.setdefault(d.key[:BUCKET_PREFIX], Digest()) if bucketed else None
+                for row in source_rows(loader, t, d.doc, ctx):
+                    tv.source.add(row.text)
+                    if bucket is not None:
+                        bucket.add(row.text)
+    result.seconds_source = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for t in loader.tables:
+        tv = result.tables[t.table]
+        if bucketed:
+            sql, params = table_sql(t).prefix_digest_query(BUCKET_PREFIX)
+            for p, count, total in conn.execute(sql, params).fetchall():
+                # prefix None: child rows whose parent is gone (the diff reports them apart)
+                tv.target_buckets[p] = Digest(int(count), int(total))
+                tv.target.merge(Digest(int(count), int(total)))
+        else:
+            sql, params = table_sql(t).digest_query(lo, hi)
+            count, total = conn.execute(sql, params).fetchone()
+            tv.target = Digest(int(count), int(total))
+    result.seconds_target = time.perf_counter() - t0
+    return result
+
+
+def counted(loader: LoaderSpec, result: LoaderVerification, docs: Iterator[Scanned]) -> Iterator[Scanned]:
+    """The documents expected in PostgreSQL; the others are counted as quarantined, with
+    the rows each would have given."""
+    for d in docs:
+        result.source_docs += 1
+        if not d.skipped:
+            yield d
+            continue
+        result.quarantined_docs += 1
+        if d.doc is not None:
+            for t in loader.tables:
+                result.tables[t.table].quarantined_rows += sum(1 for _ in t.rows.sources(d.doc))
+
+
+def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int | None, workers: int,
+                      acc: Buckets) -> None:
+    """Batches hashed in other processes (digests are sums: any order). Which documents are
+    kept was decided here, in source order. Workers come from a fork server: forking this
+    process (threads of Dagster, pymongo, an earlier pool) can copy a lock in its taken
+    state and hang the child."""
+
+    def batches():
+        batch: list[bytes] = []
+        for d in docs:
+            batch.append(d.raw)
+            if len(batch) >= 5000:
+                yield loader.name, batch, prefix
+                batch = []
+        if batch:
+            yield loader.name, batch, prefix
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["migration_assets.verify.compiled_canon"])
+    with ctx.Pool(workers) as pool:
+        for part in pool.imap_unordered(digest_batch, batches()):
+            merge_buckets(acc, part)
+
+
+# --- remaps -------------------------------------------------------------------------------
+
+def remap_projection(loader: LoaderSpec, remap: DeferredRemap) -> TableSpec:
+    """The (document, reference) pairs a remap owns, as a two-column table spec."""
+    column = loader.table(remap.table).column(remap.column)
+    return TableSpec(table=remap.table, columns=(legacy_column(), Column(column.name, column.kind, column.path)))
+
+
+def verify_remap(loader: LoaderSpec, remap: DeferredRemap, source: Source, conn: psycopg.Connection) -> TableVerification:
+    """Every reference the source holds is set in PostgreSQL, or refused into quarantine."""
+    pseudo = remap_projection(loader, remap)
+    ref_col = pseudo.columns[1]
+    loaded = QuarantineIndex(conn, loader.name)
+    refused = QuarantineIndex(conn, remap.name).ids()
+    out = TableVerification(f"{remap.table}.{remap.column}")
+    for d in scan(source, loader.collection, skip=loaded.scanner()):
+        if d.skipped or d.doc is None:
+            continue
+        if resolve_source(ref_col, d.doc, d.doc, 0, {}) in (None, MISSING):
+            continue
+        if d.key in refused:
+            out.quarantined_rows += 1
+            continue
+        for row in source_rows(loader, pseudo, d.doc, {}):
+            out.source.add(row.text)
+    tsql = table_sql(pseudo)
+    count, total = conn.execute(
+        f"SELECT count(*), coalesce(sum(migration.hash60({tsql.row_text})), 0) FROM {tsql.from_sql} "
+        f"WHERE t.{remap.column} IS NOT NULL"
+    ).fetchone()
+    out.target = Digest(int(count), int(total))
+    return out
