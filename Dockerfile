@@ -1,6 +1,8 @@
 # One image for the user-code server, the webserver, the daemon and the schema job.
 FROM python:3.11-slim
 WORKDIR /app
+# psql: the schema service pipes the platform role's GRANTs to the owner (docker-compose.yml).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY migration_assets ./migration_assets
 COPY sql ./sql

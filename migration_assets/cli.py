@@ -33,20 +33,42 @@ def env(name: str, default: str | None = None) -> str:
     return value
 
 
-def target_conn():
+def allowed_hosts() -> list[str]:
+    return env("MIGRATION_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1").split(",")
+
+
+def target_conn(url_var: str = "MIGRATION_PG_URL"):
     from migration_assets.target.guard import connect
 
-    return connect(env("MIGRATION_PG_URL"), env("MIGRATION_PG_ALLOWED_HOSTS", "127.0.0.1,localhost,::1").split(","))
+    return connect(env(url_var) if url_var == "MIGRATION_PG_URL" else env(url_var, env("MIGRATION_PG_URL")),
+                   allowed_hosts())
 
 
 def cmd_schema(args) -> int:
-    from migration_assets.target.schema import apply_migrations
+    """sql/application and sql/proposed as the application's owner (MIGRATION_PG_OWNER_URL),
+    sql/platform as the platform's role (MIGRATION_PG_URL); every object reported."""
+    from urllib.parse import urlsplit
 
-    with target_conn() as conn:
-        result = apply_migrations(conn)
-    print(f"schema: {len(result.applied)} migration(s) applied, {len(result.skipped)} already present")
-    for name in result.applied:
-        print(f"  + {name}")
+    from migration_assets.target.grants import grant_statements
+    from migration_assets.target.schema import apply_schema
+
+    if args.print_grants:
+        url = urlsplit(env("MIGRATION_PG_URL"))
+        print("\n".join(grant_statements(url.username or "migration_platform", url.path.lstrip("/") or "postgres")))
+        return 0
+    same = env("MIGRATION_PG_OWNER_URL", env("MIGRATION_PG_URL")) == env("MIGRATION_PG_URL")
+    with target_conn("MIGRATION_PG_OWNER_URL") as owner:
+        if same:
+            result = apply_schema(owner, alter_application=args.alter_application)
+        else:
+            with target_conn() as platform:
+                result = apply_schema(owner, platform, alter_application=args.alter_application)
+    for action in result.actions:
+        if action.done != "present" or args.verbose:
+            print(f"  {action.line()}")
+    counts = ", ".join(f"{result.count(d)} {d}" for d in ("created", "present", "kept", "dropped", "applied", "skipped")
+                       if result.count(d) or d in ("created", "present", "kept"))
+    print(f"schema: {result.mode}: {counts} ({len(result.applied)} file(s) with changes)")
     return 0
 
 
@@ -338,6 +360,97 @@ def cmd_diff(args) -> int:
     return 1 if sum(counts.values()) else 0
 
 
+def resources():
+    """The Dagster definitions' resources (same EnvVars, same allowlist as the runs use)."""
+    import dagster as dg
+
+    defs = get_definitions()
+    return dg.build_resources({k: defs.resources[k] for k in ("mongo", "postgres")})
+
+
+def cmd_doctor(args) -> int:
+    """Both servers reachable, the connected role's powers, and the target's conformance to
+    the specs, mismatch by mismatch."""
+    from migration_assets.target.conformance import check_conformance
+    from migration_assets.target.grants import role_risks
+    from migration_assets.verify.invariants.ledger import ledger_loader
+
+    with resources() as res:
+        with res.mongo.session() as source:
+            print(f"doctor: source {source.describe()}: reachable")
+        with res.postgres.connect("doctor") as conn:
+            print(f"doctor: target {res.postgres.redacted_url}: reachable")
+            ledger = ledger_loader()
+            role, risks = role_risks(conn, [ledger.root.table] if ledger else [])
+            for risk in risks:
+                print(f"  warning: role {role} holds {risk}: it could switch the ledger's triggers off")
+            found = check_conformance(conn)
+    blocking = [m for m in found.all if m.blocking]
+    for m in found.all:
+        print(f"  {'mismatch' if m.blocking else 'note'}: {m.line()}")
+    print(f"doctor: {len(blocking)} mismatch(es), {len(found.all) - len(blocking)} note(s) over "
+          f"{len(found.by_table)} tables")
+    return 1 if blocking else 0
+
+
+def known_collection_of(source):
+    """For a draft: the table whose collection holds these ObjectIds."""
+    def owner(ids):
+        for loader in all_loaders():
+            if source.find_by_ids(loader.collection, ids[:5]):
+                return loader.root.table
+        return None
+    return owner
+
+
+def cmd_profile(args) -> int:
+    from migration_assets.source.census import census_of, verdicts
+
+    loader = next((l for l in all_loaders() if l.collection == args.collection), None)
+    with resources() as res, res.mongo.session() as source:
+        census = census_of(source, args.collection, sample=args.sample)
+    print(f"profile {args.collection}: {census.documents} documents"
+          + (f" (a random sample of at most {args.sample})" if args.sample else "")
+          + (f", spec {loader.domain}/{loader.name}" if loader else ", no spec yet (see `scaffold`)"))
+    found = verdicts(loader, census) if loader else None
+    width = max((len(p) for p in census.paths), default=4)
+    for path, stats in sorted(census.paths.items()):
+        status = next((v.status + (f" ({v.reason})" if v.reason else "") for v in found if v.path == path), "") \
+            if found else ""
+        types = ", ".join(f"{t} {n}" for t, n in stats.types.most_common())
+        print(f"  {path:{width}s} {stats.documents:>8} ({100 * stats.documents / max(census.documents, 1):5.1f}%)  "
+              f"{types}  {status}")
+    return 0
+
+
+def cmd_scaffold(args) -> int:
+    from pathlib import Path
+
+    from migration_assets.source.census import census_of
+    from migration_assets.source.scaffold import draft, snake
+
+    if args.domain not in DOMAINS:
+        print(f"unknown domain {args.domain!r}; one of: {', '.join(DOMAINS)}", file=sys.stderr)
+        return 2
+    name = args.name or snake(args.collection)
+    with resources() as res, res.mongo.session() as source:
+        census = census_of(source, args.collection, sample=args.sample, examples=True)
+        if not census.documents:
+            print(f"scaffold: collection {args.collection!r} holds no document", file=sys.stderr)
+            return 1
+        text = draft(args.collection, args.domain, census, name=name, owner_of=known_collection_of(source))
+    if not args.write:
+        print(text)
+        return 0
+    path = Path(__file__).parent / "tables" / args.domain / f"{name}.py"
+    if path.exists():
+        print(f"scaffold: {path} exists; not overwritten", file=sys.stderr)
+        return 1
+    path.write_text(text)
+    print(f"scaffold: wrote {path}; next: its DDL in sql/proposed/, and a review of every `# review:` line")
+    return 0
+
+
 def cmd_readiness(args) -> int:
     defs, inst = get_definitions(), instance()
     ok = True
@@ -365,7 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="migration-assets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("schema", help="apply sql/ migrations to the target").set_defaults(fn=cmd_schema)
+    sc = sub.add_parser("schema", help="install or adopt the application's schema, then the platform's")
+    sc.add_argument("--alter-application", action="store_true",
+                    help="allow altering or dropping objects the application already has (kept otherwise)")
+    sc.add_argument("--print-grants", action="store_true",
+                    help="print the GRANTs the platform's role (MIGRATION_PG_URL's user) needs, for the owner to apply")
+    sc.add_argument("-v", "--verbose", action="store_true", help="also list the objects already present")
+    sc.set_defaults(fn=cmd_schema)
     g = sub.add_parser("generate", help="generate deterministic sample data")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--scale", type=float, default=1.0)
@@ -386,6 +505,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     df.add_argument("table")
     df.add_argument("--limit", type=int, default=50, help="differences listed per kind")
     df.set_defaults(fn=cmd_diff)
+    sub.add_parser("doctor", help="both servers, the role's powers, and the target's conformance to the specs"
+                   ).set_defaults(fn=cmd_doctor)
+    pr = sub.add_parser("profile", help="the census of a collection's field paths: types, counts, mapped or not")
+    pr.add_argument("collection")
+    pr.add_argument("--sample", type=int, default=None, help="a random sample of N documents instead of all")
+    pr.set_defaults(fn=cmd_profile)
+    sf = sub.add_parser("scaffold", help="draft tables/<domain>/<name>.py for a collection, from its census")
+    sf.add_argument("collection")
+    sf.add_argument("--domain", required=True)
+    sf.add_argument("--name", default=None, help="the loader and root table name (default: the collection's, snake_case)")
+    sf.add_argument("--sample", type=int, default=None)
+    sf.add_argument("--write", action="store_true", help="write the file instead of printing it")
+    sf.set_defaults(fn=cmd_scaffold)
     r = sub.add_parser("readiness", help="GO / NO-GO per domain, with evidence, flags and rollback")
     r.add_argument("--domain", default="all")
     r.add_argument("--runs", type=int, default=3, help="executions every check must have passed")

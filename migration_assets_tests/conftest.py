@@ -31,35 +31,59 @@ def stack_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def pg_server(stack_env) -> str:
-    """URL of the server's maintenance database (for CREATE/DROP DATABASE)."""
+    """URL of the server's maintenance database, as the superuser (CREATE/DROP DATABASE)."""
     return f"postgresql://postgres@127.0.0.1:{stack_env['PG_PORT']}/postgres"
 
 
-def db_url(pg_server: str, name: str) -> str:
-    return pg_server.rsplit("/", 1)[0] + "/" + name
+# Created by scripts/services.sh: the application's owner role and the platform's own role.
+APP_ROLE, PLATFORM_ROLE = "marketplace_app", "migration_platform"
+
+
+def db_url(pg_server: str, name: str, role: str = PLATFORM_ROLE) -> str:
+    """A database's URL as ``role``: by default the platform's, as the code runs in production."""
+    return pg_server.replace("postgres@", f"{role}@", 1).rsplit("/", 1)[0] + "/" + name
+
+
+def admin_url(pg_server: str, name: str) -> str:
+    """The superuser's URL of a database, for what tests do that no migration tool may."""
+    return db_url(pg_server, name, "postgres")
+
+
+def as_admin(url: str) -> str:
+    """The same database as the superuser."""
+    return url.replace(f"{PLATFORM_ROLE}@", "postgres@", 1)
+
+
+def prepare_target(pg_server: str, name: str) -> None:
+    """sql/ applied as production does it: the application's files as its owner, the
+    platform's as the platform's role, then the GRANTs the owner gives the platform."""
+    from migration_assets.target.grants import grant_statements
+    from migration_assets.target.schema import apply_schema
+
+    with psycopg.connect(db_url(pg_server, name, APP_ROLE), autocommit=True) as owner, \
+            psycopg.connect(db_url(pg_server, name), autocommit=True) as platform:
+        apply_schema(owner, platform)
+        for statement in grant_statements(PLATFORM_ROLE, name):
+            owner.execute(statement)
 
 
 @pytest.fixture(scope="session")
 def schema_template(pg_server):
     """A database with sql/ applied, cloned by every test that needs a target."""
-    from migration_assets.target.schema import apply_migrations
-
     # One template per session: concurrent sessions on the same server never share it.
-    name = f"ma_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    with psycopg.connect(db_url(pg_server, name), autocommit=True) as c:
-        apply_migrations(c)
+    name = create_database(pg_server, f"ma_tpl_{os.getpid()}")
+    prepare_target(pg_server, name)
     yield name
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_databases(pg_server, name)
 
 
 def create_database(pg_server: str, prefix: str, template: str | None = None) -> str:
-    """A new database (a copy of ``template`` when given); returns its name."""
+    """A new target database owned by the application's role (a copy of ``template`` when
+    given), in which the platform's role may create its schema; returns its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        c.execute(f"CREATE DATABASE {name} OWNER {APP_ROLE}" + (f" TEMPLATE {template}" if template else ""))
+        c.execute(f"GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {name} TO {PLATFORM_ROLE}")
     return name
 
 
@@ -94,6 +118,15 @@ def target_url(request, make_target_db) -> str:
 
 @pytest.fixture
 def target_conn(target_url):
+    """The test's target as the superuser: to look at it, and to tamper with it as no
+    migration tool may (disable a trigger, drop an index)."""
+    with psycopg.connect(as_admin(target_url), autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def platform_conn(target_url):
+    """The test's target as the platform's role, for calling the platform's code directly."""
     with psycopg.connect(target_url, autocommit=True) as c:
         yield c
 

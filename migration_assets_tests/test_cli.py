@@ -14,7 +14,7 @@ import pytest
 
 from migration_assets.cli import main
 from migration_assets.specs.registry import DOMAINS, all_loaders
-from migration_assets_tests.conftest import ROOT, create_database, db_url
+from migration_assets_tests.conftest import APP_ROLE, ROOT, create_database, db_url, drop_databases
 
 pytestmark = pytest.mark.integration
 
@@ -110,23 +110,21 @@ def test_migrate_all_domains(first_migration, migrated, world):
         assert c.execute("SELECT count(*) FROM users").fetchone()[0] == len(world.docs["users"])
 
 
-def test_schema_applies_sql_once(stack_env, pg_server, tmp_path, capsys):
-    name = f"ma_clis_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
+def test_schema_installs_then_adopts(stack_env, pg_server, tmp_path, capsys):
+    name = create_database(pg_server, "ma_clis")
     try:
         home = tmp_path / "home"
         home.mkdir()
-        stack = Stack(make_env(stack_env, db_url(pg_server, name), name, home), name, home)
+        env = {**make_env(stack_env, db_url(pg_server, name), name, home),
+               "MIGRATION_PG_OWNER_URL": db_url(pg_server, name, APP_ROLE)}
+        stack = Stack(env, name, home)
         rc, out = stack.run(capsys, "schema")
-        n = len(list((ROOT / "sql").glob("*.sql")))
-        assert rc == 0 and out.startswith(f"schema: {n} migration(s) applied, 0 already present")
-        assert "+ 0000_core_enums_id_map_categories.sql" in out
+        assert rc == 0 and "schema: install: 149 created" in out, out
+        assert "0000_core_enums_id_map_categories.sql: type user_role: created" in out
         rc, out = stack.run(capsys, "schema")
-        assert rc == 0 and out.startswith(f"schema: 0 migration(s) applied, {n} already present")
+        assert rc == 0 and "schema: adopt: 0 created, 145 present, 0 kept" in out, out
     finally:
-        with psycopg.connect(pg_server, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_databases(pg_server, name)
 
 
 def test_generate_writes_a_mongodump_directory(migrated, tmp_path, capsys):

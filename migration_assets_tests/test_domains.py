@@ -23,7 +23,7 @@ from migration_assets.generator.writers import write_dump, write_mongo
 from migration_assets.specs.ids import new_id
 from migration_assets.specs.kinds import dumps_json, to_json_value
 from migration_assets.specs.registry import DOMAINS, all_loaders, loaders_in_domain
-from migration_assets_tests.conftest import create_database, db_url, drop_databases
+from migration_assets_tests.conftest import as_admin, create_database, db_url, drop_databases
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,8 @@ def domain_runs(definitions, stack_env, domain_target, source_db):
 
 @pytest.fixture
 def conn(domain_target):
-    with psycopg.connect(domain_target, autocommit=True) as c:
+    """The target as the superuser, to look at it (the platform connects as its own role)."""
+    with psycopg.connect(as_admin(domain_target), autocommit=True) as c:
         yield c
 
 

@@ -17,7 +17,7 @@ from migration_assets.generator import generate
 from migration_assets.generator.writers import write_dump
 from migration_assets.source.dump import DumpSource
 from migration_assets.specs.registry import loader_for_table
-from migration_assets.target.schema import apply_migrations
+from migration_assets.target.schema import apply_schema
 from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.fixtures import dagster_proc as dp
 from migration_assets_tests.fixtures.private_pg import PrivatePostgres
@@ -54,7 +54,7 @@ def test_postgres_restart_mid_run_fails_clearly_and_rerun_converges(tmp_path, pr
         c.execute("CREATE DATABASE migration")
     url = private_pg.url("migration")
     with psycopg.connect(url, autocommit=True) as c:
-        apply_migrations(c)
+        apply_schema(c)
 
     env = {"MIGRATION_SOURCE": "dump", "MONGODUMP_DIR": str(dump), "MONGODB_DATABASE": "marketplace",
            "MONGODB_URI": "mongodb://127.0.0.1:1/?directConnection=true",

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy
 
-from migration_assets_tests.conftest import ROOT, db_url
+from migration_assets_tests.conftest import ROOT, admin_url
 from migration_assets_tests.helpers import failed_checks
 
 
@@ -32,7 +32,7 @@ def test_run_against_postgres_backed_instance(tmp_path, monkeypatch, pg_server, 
         home.mkdir()
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
         monkeypatch.setenv("DAGSTER_HOME", str(home))
-        monkeypatch.setenv("DAGSTER_PG_URL", db_url(pg_server, name).replace("postgres@", "postgres:x@"))
+        monkeypatch.setenv("DAGSTER_PG_URL", admin_url(pg_server, name).replace("postgres@", "postgres:x@"))
         migration_env(mode="dump", dump=dump_dir)
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -43,7 +43,7 @@ def test_run_against_postgres_backed_instance(tmp_path, monkeypatch, pg_server, 
             run = instance.get_run_by_id(result.run_id)
             assert run.status == dg.DagsterRunStatus.SUCCESS
             assert instance.get_latest_materialization_event(dg.AssetKey(["public", "users"])) is not None
-        with psycopg.connect(db_url(pg_server, name)) as c:
+        with psycopg.connect(admin_url(pg_server, name)) as c:
             assert c.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
             assert c.execute("SELECT count(*) FROM event_logs").fetchone()[0] > 10
     finally:

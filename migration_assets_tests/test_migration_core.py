@@ -49,7 +49,8 @@ def test_dg_materialize_core_chain_with_explicit_resources(stack_env, live_sourc
     }
     result = dg.materialize([*assets, *checks], resources=resources, raise_on_error=False)
     assert result.success, failed_checks(result)
-    assert len(result.get_asset_check_evaluations()) == sum(2 * len(l.tables) + 1 for l in loaders)
+    # per table: conforms, count, checksum; per loader: quarantine, fields accounted for
+    assert len(result.get_asset_check_evaluations()) == sum(3 * len(l.tables) + 2 for l in loaders)
     selected = sum(1 for d in world.docs["purchaserequests"] if d.get("selectedOfferId"))
     assert target_conn.execute(
         "SELECT count(*) FROM purchase_requests WHERE selected_offer_id IS NOT NULL").fetchone()[0] == selected

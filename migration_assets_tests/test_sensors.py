@@ -243,3 +243,28 @@ def test_source_change_sensor_on_a_mongodump_directory(migration_env, definition
     (request,) = tick(source_change_sensor, instance, res, first.cursor).run_requests
     assert request.tags["catchup_changes"] == "selleroffers: 1 new, 0 updated"
     assert request.partition_key == "marketplace"
+
+
+def test_gaps_under_the_applications_own_entity_names_are_resynced(migrated, definitions, instance, stack_env,
+                                                                   target_url, live_source_db):
+    """The application records gaps by its Mongoose model names (Payment, PurchaseRequest) as
+    often as by table names: one resolver maps them all to their loaders. A gap no loader
+    migrates stays open with that reason."""
+    conn = migrated
+    payment = conn.execute("SELECT legacy_object_id FROM payments ORDER BY 1 LIMIT 1").fetchone()[0]
+    request_a, request_b = [r[0] for r in conn.execute(
+        "SELECT legacy_object_id FROM purchase_requests ORDER BY 1 LIMIT 2").fetchall()]
+    conn.execute("UPDATE payments SET provider_reference = 'stale' WHERE legacy_object_id = %s", [payment])
+    conn.execute("UPDATE purchase_requests SET title = 'stale' WHERE legacy_object_id = ANY(%s)", [[request_a, request_b]])
+    ids = add_gaps(conn, [("Payment", payment, "update"), ("PurchaseRequest", request_a, "update"),
+                          ("purchase_requests", request_b, "update"), ("WidgetOrder", str(ObjectId()), "insert")])
+    result = tick(dualwrite_gap_sensor, instance, resources(stack_env, target_url, live_source_db))
+    (request,) = result.run_requests
+    launch(definitions, instance, request, "dualwrite_gap_sensor")
+    resolved = {r[0] for r in conn.execute("SELECT id FROM pg_dualwrite_gaps WHERE resolved_at IS NOT NULL").fetchall()}
+    assert set(ids[:3]) <= resolved
+    assert conn.execute("SELECT count(*) FROM purchase_requests WHERE title = 'stale'").fetchone()[0] == 0
+    assert conn.execute("SELECT provider_reference FROM payments WHERE legacy_object_id = %s",
+                        [payment]).fetchone()[0] != "stale"
+    (error,) = conn.execute("SELECT error FROM pg_dualwrite_gaps WHERE id = %s", [ids[3]]).fetchone()
+    assert error == "re-sync: no loader migrates entity 'WidgetOrder'"

@@ -10,13 +10,14 @@ start=$(date +%s)
 
 scripts/setup.sh
 scripts/services.sh start
-if [ "$MIGRATION_PG_URL" = "postgresql://postgres@127.0.0.1:$PG_PORT/migration" ]; then
+if [ "$MIGRATION_PG_URL" = "postgresql://$PLATFORM_ROLE@127.0.0.1:$PG_PORT/migration" ]; then
     # The demo's own local target only: sample data is regenerated, so start from an empty
     # database (the ledger's triggers rightly refuse TRUNCATE/DELETE of old demo rows).
-    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS migration WITH (FORCE)" \
-        -c "CREATE DATABASE migration" >/dev/null
+    scripts/services.sh recreate-target migration
 fi
-migration-assets schema
+migration-assets schema                       # the application's files as its owner, the platform's as itself
+# The backend team's step in production: the platform role's GRANTs, applied by the owner.
+migration-assets schema --print-grants | psql -v ON_ERROR_STOP=1 -q "$MIGRATION_PG_OWNER_URL"
 migration-assets generate --scale "${DEMO_SCALE:-1}" --mongo --dump
 migration-assets migrate --domain all
 migration-assets summary

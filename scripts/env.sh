@@ -12,7 +12,12 @@ export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnec
 export MONGODB_DATABASE="${MONGODB_DATABASE:-marketplace}"
 export MIGRATION_SOURCE="${MIGRATION_SOURCE:-live}"
 export MONGODUMP_DIR="${MONGODUMP_DIR:-$LOCAL_DIR/dump}"
-export MIGRATION_PG_URL="${MIGRATION_PG_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/migration}"
+# The application owns its tables (APP_ROLE, the one its migrations run as: `schema` uses it);
+# the platform connects as a role of its own with only the grants it needs (PLATFORM_ROLE).
+export APP_ROLE="${APP_ROLE:-marketplace_app}"
+export PLATFORM_ROLE="${PLATFORM_ROLE:-migration_platform}"
+export MIGRATION_PG_URL="${MIGRATION_PG_URL:-postgresql://$PLATFORM_ROLE@127.0.0.1:$PG_PORT/migration}"
+export MIGRATION_PG_OWNER_URL="${MIGRATION_PG_OWNER_URL:-postgresql://$APP_ROLE@127.0.0.1:$PG_PORT/migration}"
 export MIGRATION_PG_ALLOWED_HOSTS="${MIGRATION_PG_ALLOWED_HOSTS:-127.0.0.1,localhost,::1}"
 # Processes hashing the Mongo side of a checksum (collections of 50k documents or more).
 export MIGRATION_CHECKSUM_WORKERS="${MIGRATION_CHECKSUM_WORKERS:-1}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local services: PostgreSQL 15 and the jongodb Mongo server, on loopback, state in .local/.
 #   scripts/services.sh start|stop|status      (start is idempotent)
+#   scripts/services.sh recreate-target [DB]   (drop and create an empty target database)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -24,6 +25,14 @@ make_traversable() {
     done
 }
 
+# A target database as production has it: owned by the application's role; the platform's
+# role may create its own schema there (nothing else until the GRANTs of
+# `migration-assets schema --print-grants` are applied).
+create_target_db() {
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q \
+        -c "CREATE DATABASE $1 OWNER $APP_ROLE" -c "GRANT CREATE ON DATABASE $1 TO $PLATFORM_ROLE" >/dev/null
+}
+
 start_pg() {
     if ! [ -f "$PGDIR/data/PG_VERSION" ]; then
         mkdir -p "$PGDIR"
@@ -35,11 +44,17 @@ start_pg() {
         as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 \
             -o "-p $PG_PORT -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
     fi
-    for db in migration dagster; do
-        psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
-            || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db" >/dev/null
-    done
-    echo "postgres: 127.0.0.1:$PG_PORT (databases migration, dagster)"
+    # The application's owner role and the platform's least-privilege role (see README,
+    # "Least privilege"); the migration database belongs to the application.
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qc "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE') THEN CREATE ROLE $APP_ROLE LOGIN; END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PLATFORM_ROLE') THEN CREATE ROLE $PLATFORM_ROLE LOGIN; END IF;
+        END \$\$" >/dev/null
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'dagster'" | grep -q 1 \
+        || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE dagster" >/dev/null
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'migration'" | grep -q 1 \
+        || create_target_db migration
+    echo "postgres: 127.0.0.1:$PG_PORT (databases migration (owner $APP_ROLE, platform role $PLATFORM_ROLE), dagster)"
 }
 
 start_mongo() {
@@ -58,6 +73,10 @@ start_mongo() {
 
 case "${1:-start}" in
     start) mkdir -p "$LOCAL_DIR"; start_pg; start_mongo ;;
+    recreate-target)  # the demo's own local target only: an empty database for regenerated data
+        psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS ${2:-migration} WITH (FORCE)" >/dev/null
+        create_target_db "${2:-migration}"
+        ;;
     stop)
         pg_running && as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null && echo "postgres: stopped"
         if mongo_running; then kill "$(cat "$LOCAL_DIR/jongodb.pid")"; rm -f "$LOCAL_DIR/jongodb.pid"; echo "mongo: stopped"; fi
@@ -66,5 +85,5 @@ case "${1:-start}" in
         pg_running && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
         mongo_running && echo "mongo: running on $MONGO_PORT" || echo "mongo: stopped"
         ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|recreate-target [DB]" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ import time
 
 import dagster as dg
 
+from migration_assets.factory.checks import conformance_evaluations
 from migration_assets.factory.keys import collection_key, column_key, table_key
 from migration_assets.factory.metadata import (
     collection_schema,
@@ -22,6 +23,7 @@ from migration_assets.load.run import run_loader
 from migration_assets.specs.contract import describe_collection
 from migration_assets.specs.model import DeferredRemap, LoaderSpec
 from migration_assets.target.bookkeeping import open_quarantine_count, open_quarantine_sample
+from migration_assets.target.conformance import SchemaMismatch, check_conformance
 from migration_assets.verify.canonical import table_sql
 
 
@@ -140,6 +142,12 @@ def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
         options = LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
                               run_id=context.run.run_id, lock_timeout_s=config.lock_timeout_s)
         with mongo.session() as source, postgres.connect(f"load_{loader.name}") as conn:
+            conformance = check_conformance(conn, [loader])
+            refused = conformance.blocking(loader.table_names)
+            if refused:
+                # Nothing is written; the tables' schema_conforms checks say why, in the UI too.
+                yield from conformance_evaluations(loader, conformance)
+                raise SchemaMismatch(refused)
             total = source.count(loader.collection)
             context.log.info(f"{loader.name}: {total} documents in {source.describe()} -> {postgres.redacted_url}")
             report = run_loader(loader, source, conn, options, ProgressLog(context.log, loader.name, config.progress_interval_s),

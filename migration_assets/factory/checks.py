@@ -5,11 +5,13 @@ reference parity."""
 
 import dagster as dg
 
-from migration_assets.factory.keys import column_key, table_key
+from migration_assets.factory.keys import collection_key, column_key, table_key
 from migration_assets.factory.metadata import markdown_table
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.source.census import IGNORED, MAPPED, UNMAPPED, Census, mapped_paths, verdicts
 from migration_assets.specs.model import DeferredRemap, LoaderSpec
 from migration_assets.target.bookkeeping import open_quarantine_by_reason, open_quarantine_sample
+from migration_assets.target.conformance import Conformance, Mismatch, check_conformance
 from migration_assets.verify.checksums import TableVerification, verify_loader, verify_remap
 from migration_assets.verify.diff import TableDiff, bisect_diff, summary_rows
 
@@ -57,16 +59,90 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
     )
 
 
+FIELDS = "fields_accounted_for"
+FIELDS_DESCRIPTION = ("every field path the collection's documents hold is mapped to a column, or ignored in the "
+                      "spec with a reason (ERROR while any is unmapped; the rows loaded are right, a column is missing)")
+
+
+def census_check(loader: LoaderSpec, census: Census) -> dg.AssetCheckResult:
+    """``fields_accounted_for``, from the census the verification pass took."""
+    found = verdicts(loader, census)
+    unmapped = [v for v in found if v.status == UNMAPPED]
+    exact, subtrees = mapped_paths(loader)
+    mixed = [v for v in found if v.status == MAPPED and v.path in exact and len(v.stats.types) > 1
+             and not any(v.path.startswith(s + ".") or v.path.startswith(s + "[]") for s in subtrees)]
+    meta = {"documents": census.documents, "paths": len(found),
+            "mapped": sum(1 for v in found if v.status == MAPPED),
+            "ignored": sum(1 for v in found if v.status == IGNORED), "unmapped": len(unmapped)}
+    if unmapped:
+        meta["unmapped_paths"] = dg.MetadataValue.md(markdown_table(
+            ["path", "documents", "BSON types", "sample _ids"],
+            [(v.path, v.stats.documents, ", ".join(sorted(v.stats.types)), ", ".join(v.stats.sample_ids))
+             for v in unmapped]))
+    if mixed:
+        meta["mapped_paths_of_several_types"] = dg.MetadataValue.md(markdown_table(
+            ["path", "documents per BSON type"],
+            [(v.path, ", ".join(f"{t} {n}" for t, n in v.stats.types.most_common())) for v in mixed]))
+    ignored = [v for v in found if v.status == IGNORED]
+    if ignored:
+        meta["ignored_paths"] = dg.MetadataValue.md(markdown_table(
+            ["path", "documents", "why"], [(v.path, v.stats.documents, v.reason) for v in ignored]))
+    return dg.AssetCheckResult(
+        asset_key=table_key(loader.root.table), check_name=FIELDS, passed=not unmapped,
+        severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
+        description=None if not unmapped else "unmapped: " + ", ".join(
+            f"{v.path} ({v.stats.documents} documents)" for v in unmapped[:10]))
+
+
+def census_observation(loader: LoaderSpec, census: Census) -> dg.AssetObservation:
+    """The collection's size and shape, on its source asset (the UI shows them over time)."""
+    columns = [dg.TableColumn(name=v.path, type=" | ".join(sorted(v.stats.types)),
+                              description=f"{v.stats.documents} documents "
+                                          f"({100 * v.stats.documents / max(census.documents, 1):.1f}%), {v.status}"
+                                          + (f": {v.reason}" if v.reason else ""))
+               for v in verdicts(loader, census)]
+    return dg.AssetObservation(asset_key=collection_key(loader.collection), metadata={
+        "dagster/row_count": census.documents, "dagster/column_schema": dg.TableSchema(columns=columns),
+        "unmapped_paths": sum(1 for c in columns if c.description.endswith(UNMAPPED))})
+
+
+CONFORMS = "schema_conforms"
+CONFORMS_DESCRIPTION = ("the target's table matches the spec before any load: columns and types, nullability, "
+                        "foreign keys, enum labels, the upserts' unique keys, the ledger's triggers and CHECKs")
+
+
+def conformance_evaluations(loader: LoaderSpec, conformance: Conformance) -> list[dg.AssetCheckEvaluation]:
+    """``schema_conforms`` of each of the loader's tables (the database-wide mismatches, such
+    as a missing migration schema, count on the root table)."""
+    out = []
+    for t in loader.tables:
+        found: list[Mismatch] = conformance.of(t.table) + (conformance.database if t.is_root else [])
+        blocking = [m for m in found if m.blocking]
+        meta = {"mismatches": len(blocking), "notes": len(found) - len(blocking)}
+        if found:
+            meta["details"] = dg.MetadataValue.md(markdown_table(
+                ["object", "the specs expect", "the target has", "refuses the load"],
+                [(m.object, m.expected, m.actual, "yes" if m.blocking else "no (a note)") for m in found]))
+        out.append(dg.AssetCheckEvaluation(
+            asset_key=table_key(t.table), check_name=CONFORMS, passed=not blocking, metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(m.line() for m in blocking[:3]) + (" ..." if len(blocking) > 3 else "") or None))
+    return out
+
+
 def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
     specs = []
     for t in loader.tables:
         key = table_key(t.table)
+        specs.append(dg.AssetCheckSpec(CONFORMS, asset=key, blocking=True, description=CONFORMS_DESCRIPTION))
         specs.append(dg.AssetCheckSpec("row_count_parity", asset=key, blocking=True,
                                        description="PostgreSQL rows = source rows - quarantined rows"))
         specs.append(dg.AssetCheckSpec("checksum_parity", asset=key, blocking=True,
                                        description="canonical projection checksum, Mongo (Python) vs PostgreSQL (SQL)"))
     specs.append(dg.AssetCheckSpec("quarantine_empty", asset=table_key(loader.root.table), blocking=False,
                                    description="documents of this collection that could not be mapped (WARN)"))
+    specs.append(dg.AssetCheckSpec(FIELDS, asset=table_key(loader.root.table), blocking=False,
+                                   description=FIELDS_DESCRIPTION))
 
     # Op name "checks_<loader>": "verify_<domain>" is a job name, and a loader may share its domain's name.
     @dg.multi_asset_check(name=f"checks_{loader.name}", specs=specs,
@@ -74,7 +150,12 @@ def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
     def _verify(context: dg.AssetCheckExecutionContext, mongo: MongoSourceResource,
                 postgres: PostgresTargetResource):
         with mongo.session() as source, postgres.connect(f"verify_{loader.name}") as conn:
+            for e in conformance_evaluations(loader, check_conformance(conn, [loader])):
+                yield dg.AssetCheckResult(asset_key=e.asset_key, check_name=e.check_name, passed=e.passed,
+                                          metadata=e.metadata, severity=e.severity, description=e.description)
             v = verify_loader(loader, source, conn, workers=mongo.checksum_workers)
+            context.op_execution_context.log_event(census_observation(loader, v.census))
+            yield census_check(loader, v.census)
             mismatched = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
             diff = bisect_diff(loader, source, conn, verification=v, tables=mismatched,
                                limit=DIFF_SAMPLE) if mismatched else None

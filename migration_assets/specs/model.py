@@ -10,7 +10,7 @@ arrays of the same document, which PostgreSQL stores relationally.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migration_assets.specs.kinds import Kind, LegacyId, Ref, RowId
@@ -231,6 +231,9 @@ class LoaderSpec:
     ledger: LedgerSpec | None = None
     # Mongoose model names of the collection, where they do not follow from its name.
     models: tuple[str, ...] = ()
+    # Source field paths left out on purpose, each with why (``{"__v": "Mongoose version key"}``);
+    # a path covers its subtree. Every other path a document holds must be mapped.
+    ignored: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def root(self) -> TableSpec:

@@ -10,12 +10,14 @@ every table, ``source rows = target rows + quarantined rows`` must hold.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
 
+from migration_assets.source.census import Census
 from migration_assets.source.documents import Source
 from migration_assets.source.scan import Scanned, scan
 from migration_assets.specs.columns import legacy_column
@@ -59,6 +61,7 @@ class LoaderVerification:
     seconds_source: float = 0.0
     seconds_target: float = 0.0
     context: Mapping = field(default_factory=dict)  # the loader context the source side used
+    census: Census = field(default_factory=Census)  # every document's field paths, taken in the same pass
 
     @property
     def ok(self) -> bool:
@@ -90,9 +93,9 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     if compiled:
         acc: Buckets = {}
         if workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
-            hash_in_processes(loader, kept, prefix, workers, acc)
+            hash_in_processes(loader, kept, prefix, workers, acc, result.census)
         else:
-            digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix)
+            digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix, result.census)
         for i, t in enumerate(loader.tables):
             tv = result.tables[t.table]
             for p, (c, s) in acc.items():
@@ -102,6 +105,7 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source_buckets[p] = d
     else:
         for d in kept:
+            result.census.add(d.doc, d.key)
             for t in loader.tables:
                 tv = result.tables[t.table]
                 bucket = tv.source_buckets.setdefault(d.key[:BUCKET_PREFIX], Digest()) if bucketed else None
@@ -138,12 +142,13 @@ def counted(loader: LoaderSpec, result: LoaderVerification, docs: Iterator[Scann
             continue
         result.quarantined_docs += 1
         if d.doc is not None:
+            result.census.add(d.doc, d.key)
             for t in loader.tables:
                 result.tables[t.table].quarantined_rows += sum(1 for _ in t.rows.sources(d.doc))
 
 
 def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int | None, workers: int,
-                      acc: Buckets) -> None:
+                      acc: Buckets, census: Census) -> None:
     """Batches hashed in other processes (digests are sums: any order). Which documents are
     kept was decided here, in source order. Workers come from a fork server: forking this
     process (threads of Dagster, pymongo, an earlier pool) can copy a lock in its taken
@@ -161,9 +166,26 @@ def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int |
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["migration_assets.verify.compiled_canon"])
-    with ctx.Pool(workers) as pool:
-        for part in pool.imap_unordered(digest_batch, batches()):
+    # Workers start with the default signal dispositions (a parent that ignores SIGTERM
+    # would hand that on, and a pool could then never be stopped), and a pool that finished
+    # is closed and joined rather than terminated (terminating idle workers can leave the
+    # task queue's lock taken, and the join waits forever).
+    pool = ctx.Pool(workers, initializer=default_signals)
+    try:
+        for part, their_census in pool.imap_unordered(digest_batch, batches()):
             merge_buckets(acc, part)
+            census.merge(their_census)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def default_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 # --- remaps -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions, DatetimeConversion
 
+from migration_assets.source.census import Census
 from migration_assets.source.documents import DECODE_OPTIONS, decode, raw_key
 from migration_assets.specs import kinds as K
 from migration_assets.specs.model import Column, LoaderSpec
@@ -91,12 +92,17 @@ class CompiledCanon:
     options: CodecOptions
     source: str
 
-    def add(self, raw: bytes, ctx: Mapping[str, Any], counts: list[int], totals: list[int]) -> None:
+    def add(self, raw: bytes, ctx: Mapping[str, Any], counts: list[int], totals: list[int],
+            census: Census | None = None, key: str = "") -> None:
         """One document's rows added to the per-table (count, hash sum), through the compiled
-        code or, when it bails, through the reference ``source_rows``."""
+        code or, when it bails, through the reference ``source_rows``; and its field paths
+        to ``census`` (from the same decoding)."""
         before = (counts[:], totals[:])
+        fast = bson.decode(raw, self.options)
+        if census is not None:
+            census.add(fast, key)
         try:
-            self.canon(bson.decode(raw, self.options), ctx, counts, totals)
+            self.canon(fast, ctx, counts, totals)
             return
         except Bail:
             counts[:], totals[:] = before
@@ -126,23 +132,25 @@ Buckets = dict[str, tuple[list[int], list[int]]]  # _id prefix -> (counts, sums)
 
 
 def digest_documents(acc: Buckets, code: CompiledCanon, raws: Iterable[bytes], ctx: Mapping[str, Any],
-                     prefix_len: int | None) -> Buckets:
+                     prefix_len: int | None, census: Census | None = None) -> Buckets:
     """Per ``_id`` prefix (one bucket when ``prefix_len`` is None): per-table counts and sums."""
     n = len(code.loader.tables)
     for raw in raws:
-        prefix = raw_key(raw)[:prefix_len] if prefix_len else ""
+        key = raw_key(raw)
+        prefix = key[:prefix_len] if prefix_len else ""
         bucket = acc.get(prefix)
         if bucket is None:
             bucket = acc[prefix] = ([0] * n, [0] * n)
-        code.add(raw, ctx, bucket[0], bucket[1])
+        code.add(raw, ctx, bucket[0], bucket[1], census, key)
     return acc
 
 
-def digest_batch(args: tuple[str, list[bytes], int | None]) -> Buckets:
+def digest_batch(args: tuple[str, list[bytes], int | None]) -> tuple[Buckets, Census]:
     """A worker process's share: one batch of one loader's documents (no context: loaders
     that need one hash in the calling process)."""
     name, raws, prefix_len = args
-    return digest_documents({}, compile_canon(loader_named(name)), raws, {}, prefix_len)
+    census = Census()
+    return digest_documents({}, compile_canon(loader_named(name)), raws, {}, prefix_len, census), census
 
 
 def merge_buckets(acc: Buckets, part: Buckets) -> None:

@@ -90,9 +90,13 @@ def _probe_immutability(conn: psycopg.Connection, table: str, lock_timeout_ms: i
                     with conn.transaction():
                         conn.execute(sql, [probe] if "%s" in sql else None)
                     outcomes[op] = "allowed"
-                except psycopg.errors.RestrictViolation:
+                except psycopg.errors.RestrictViolation:  # by the trigger
                     outcomes[op] = "refused"
                     out.measures[f"{op.lower()}_refused"] = 1
+                except psycopg.errors.InsufficientPrivilege:  # by privilege, before any trigger
+                    outcomes[op] = "refused"
+                    out.measures[f"{op.lower()}_refused"] = 1
+                    out.measures[f"{op.lower()}_refused_by_privilege"] = 1
                 except psycopg.errors.LockNotAvailable:
                     outcomes[op] = "lock_timeout"
                 except psycopg.Error as e:

@@ -1,48 +1,66 @@
-"""sql/ runner: applies every file once, records it, is safe to re-run, refuses edited files."""
+"""The schema runner: installs sql/ on an empty database (each file as psql would run it),
+finds everything present when run again, records the platform's files and refuses an edited
+one, and every file applies with plain psql in file order."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import psycopg
 import pytest
 
-from migration_assets.target.schema import SQL_DIR, SchemaDrift, apply_migrations, migration_files
+from migration_assets.target.schema import SQL_DIR, SchemaDrift, apply_schema, migration_files
+from migration_assets_tests.conftest import APP_ROLE, admin_url, create_database, db_url, drop_databases
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def empty_db(pg_server, make_target_db):
-    # make_target_db clones the migrated template; this test needs a blank database.
-    url = make_target_db()
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {name}")
-    return url
+def empty_db(pg_server):
+    """A blank target database (owned by the application's role), dropped afterwards."""
+    name = create_database(pg_server, "ma_empty")
+    yield name
+    drop_databases(pg_server, name)
 
 
-def test_applies_in_order_then_skips(empty_db):
-    with psycopg.connect(empty_db, autocommit=True) as c:
-        first = apply_migrations(c)
-        assert first.applied == [p.name for p in migration_files()]
-        assert first.applied[0].startswith("0000") and "0017_user_role_guard.sql" in first.applied
-        second = apply_migrations(c)
-        assert second.applied == [] and len(second.skipped) == len(first.applied)
-        recorded = c.execute("SELECT count(*) FROM migration.schema_migrations").fetchone()[0]
-        assert recorded == len(first.applied)
+def test_installs_then_finds_everything_present(pg_server, empty_db):
+    with psycopg.connect(db_url(pg_server, empty_db, APP_ROLE), autocommit=True) as owner, \
+            psycopg.connect(db_url(pg_server, empty_db), autocommit=True) as platform:
+        first = apply_schema(owner, platform)
+        assert first.mode == "install"
+        names = [f.name for f in migration_files()]
+        assert first.applied == names and names[0].startswith("0000") and "0017_user_role_guard.sql" in names
+        second = apply_schema(owner, platform)
+        assert second.mode == "adopt" and second.applied == []
+        assert second.count("created") == second.count("kept") == second.count("dropped") == 0
+        assert second.count("present") > 140
+        recorded = platform.execute("SELECT filename FROM migration.schema_migrations ORDER BY 1").fetchall()
+        assert [r[0] for r in recorded] == [f.name for f in migration_files() if f.part == "platform"]
+        owners = dict(owner.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                                    "WHERE c.relname IN ('users', 'quarantine')").fetchall())
+        assert owners == {"users": APP_ROLE, "quarantine": "migration_platform"}  # each side owns its objects
 
 
-def test_refuses_a_changed_applied_file(empty_db, tmp_path):
+def test_refuses_a_changed_applied_platform_file(pg_server, empty_db, tmp_path):
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
-    with psycopg.connect(empty_db, autocommit=True) as c:
-        apply_migrations(c, sql_dir)
-        edited = sql_dir / "0012_disputes.sql"
+    with psycopg.connect(admin_url(pg_server, empty_db), autocommit=True) as c:
+        apply_schema(c, sql_dir=sql_dir)
+        edited = sql_dir / "platform" / "0021_ledger_entry_snapshot.sql"
         edited.write_text(edited.read_text() + "\n-- edited after it was applied\n")
-        with pytest.raises(SchemaDrift, match="0012_disputes.sql"):
-            apply_migrations(c, sql_dir)
+        with pytest.raises(SchemaDrift, match="0021_ledger_entry_snapshot.sql"):
+            apply_schema(c, sql_dir=sql_dir)
+
+
+def test_every_file_applies_with_plain_psql_in_file_order(pg_server, empty_db):
+    url = admin_url(pg_server, empty_db)
+    for f in migration_files():
+        out = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", "-X", url, "-f", str(f.path)],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"{f.part}/{f.name}: {out.stderr}"
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT to_regclass('migration.quarantine') IS NOT NULL").fetchone()[0]
 
 
 def test_schema_reproduces_the_seed_constraints(target_conn):

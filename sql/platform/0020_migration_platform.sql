@@ -1,4 +1,7 @@
--- 0020 (this platform): bookkeeping of the migration itself, kept out of the app's schema.
+-- 0020 (this platform): bookkeeping of the migration itself, in its own schema, apart from the
+-- application's. The platform's role owns it (it creates it; see migration-assets schema --print-grants).
+CREATE SCHEMA IF NOT EXISTS migration;
+
 -- quarantine: every source document that could not be mapped, with why and its raw bytes.
 CREATE TABLE migration.quarantine (
     id             bigserial PRIMARY KEY,

@@ -1,0 +1,243 @@
+"""The census of a collection's field paths: every path the documents hold, with its BSON
+types and how many documents carry it, held against the loader's spec: each path is
+mapped (a column reads it), ignored on purpose (the spec says why), or unmapped.
+
+Paths: nested objects with dots (``deliveryInfo.address.city``), array elements with ``[]``
+(``specifications[].key``; ``preferredSellers[]`` for an array of scalars). The census is
+taken during the passes the platform makes anyway (the verification scan), not by an extra
+one; ``migration-assets profile`` takes one on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import Binary, Decimal128, ObjectId, Regex, Timestamp
+from bson.datetime_ms import DatetimeMS
+from bson.int64 import Int64
+
+from migration_assets.source.documents import Source
+from migration_assets.source.scan import scan
+from migration_assets.specs.kinds import Json, TextArray
+from migration_assets.specs.model import LoaderSpec, source_path
+
+SAMPLE_IDS = 5
+
+
+def bson_type(value: Any) -> str:
+    """The BSON type name of a decoded value (as ``$type`` names them)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Int64):
+        return "long"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, Decimal128):
+        return "decimal"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, ObjectId):
+        return "objectId"
+    if isinstance(value, (dt.datetime, DatetimeMS)):
+        return "date"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, (bytes, Binary)):
+        return "binData"
+    if isinstance(value, Regex):
+        return "regex"
+    if isinstance(value, Timestamp):
+        return "timestamp"
+    return type(value).__name__
+
+
+_TYPES = {type(None): "null", bool: "bool", int: "int", Int64: "long", float: "double", Decimal128: "decimal",
+          str: "string", ObjectId: "objectId", dt.datetime: "date", DatetimeMS: "date", dict: "object", list: "array"}
+
+
+def _walk(value: Mapping[str, Any], prefix: str, out: set[tuple[str, str]]) -> None:
+    # The hot loop of the census (every document of every verification): a type lookup by
+    # class, one set of (path, type) per document.
+    for k, v in value.items():
+        path = prefix + k
+        t = _TYPES.get(v.__class__) or bson_type(v)
+        out.add((path, t))
+        if t == "object":
+            _walk(v, path + ".", out)
+        elif t == "array":
+            _walk_items(v, path + "[]", out)
+
+
+def _walk_items(items: list, path: str, out: set[tuple[str, str]]) -> None:
+    for v in items:
+        t = _TYPES.get(v.__class__) or bson_type(v)
+        out.add((path, t))
+        if t == "object":
+            _walk(v, path + ".", out)
+        elif t == "array":
+            _walk_items(v, path + "[]", out)
+
+
+def _find(value: Any, parts: list[str]) -> Any:
+    """One value at a path's ``parts`` (``["a[]", "b"]``: b of an element of array a), for
+    drafting a spec; None when absent."""
+    if not parts:
+        return value
+    head, depth = parts[0], 0
+    while head.endswith("[]"):
+        head, depth = head[:-2], depth + 1
+    if not isinstance(value, Mapping) or head not in value:
+        return None
+    values = [value[head]]
+    for _ in range(depth):
+        values = [x for v in values if isinstance(v, list) for x in v]
+    for v in values:
+        found = _find(v, parts[1:])
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass
+class PathStats:
+    documents: int = 0
+    types: Counter = field(default_factory=Counter)  # BSON type -> documents holding it there
+    sample_ids: list[str] = field(default_factory=list)
+    examples: list[Any] = field(default_factory=list)  # a few values (profiles only: drafting a spec reads them)
+
+
+@dataclass
+class Census:
+    documents: int = 0
+    pairs: Counter = field(default_factory=Counter)  # (path, type) -> documents
+    counts: Counter = field(default_factory=Counter)  # path -> documents
+    ids: dict[str, list[str]] = field(default_factory=dict)  # path -> the first few _ids holding it
+    examples: dict[str, list[Any]] | None = None  # path -> a few values, when asked for
+    sampled: set[str] = field(default_factory=set)  # paths that have their few _ids
+
+    def add(self, doc: Mapping[str, Any], key: str) -> None:
+        """One decoded document (``key``: its ``_id``)."""
+        self.documents += 1
+        found: set[tuple[str, str]] = set()
+        _walk(doc, "", found)
+        self.pairs.update(found)
+        paths = {p for p, _ in found}
+        self.counts.update(paths)
+        for p in paths - self.sampled:  # empty once every path has its few _ids
+            ids = self.ids.setdefault(p, [])
+            ids.append(key)
+            if len(ids) >= SAMPLE_IDS:
+                self.sampled.add(p)
+            if self.examples is not None:
+                self.examples.setdefault(p, []).append(_find(doc, p.split(".")))
+
+    def merge(self, other: Census) -> None:
+        self.documents += other.documents
+        self.pairs.update(other.pairs)
+        self.counts.update(other.counts)
+        for p, keys in other.ids.items():
+            mine = self.ids.setdefault(p, [])
+            mine += keys[:SAMPLE_IDS - len(mine)]
+            if len(mine) >= SAMPLE_IDS:
+                self.sampled.add(p)
+
+    @property
+    def paths(self) -> dict[str, PathStats]:
+        out: dict[str, PathStats] = {}
+        for (p, t), n in self.pairs.items():
+            stats = out.setdefault(p, PathStats(self.counts[p], sample_ids=self.ids.get(p, []),
+                                                examples=(self.examples or {}).get(p, [])))
+            stats.types[t] = n
+        return out
+
+
+# --- held against a spec ------------------------------------------------------------------------
+
+MAPPED, IGNORED, UNMAPPED = "mapped", "ignored", "unmapped"
+
+
+def mapped_paths(loader: LoaderSpec) -> tuple[set[str], set[str]]:
+    """(paths the spec reads, paths whose whole subtree one column takes: JSON columns)."""
+    exact: set[str] = set()
+    subtrees: set[str] = set()  # JSON and array columns take everything under their path
+    for t in loader.tables:
+        if t.rows.path:
+            exact.add(t.rows.path)
+            if t.rows.mode == "array":
+                exact.add(f"{t.rows.path}[]")
+        for c in t.columns:
+            for p in c.source_paths:
+                if p == "$index" or (p == "$root._id" and not t.is_root):
+                    continue
+                full = source_path(t, p).removesuffix(" (position)")
+                exact.add(full)
+                if isinstance(c.kind, (Json, TextArray)):
+                    subtrees.add(full)
+    return exact, subtrees
+
+
+def _under(path: str, roots: Iterable[str]) -> str | None:
+    for root in roots:
+        if path == root or path.startswith(root + ".") or path.startswith(root + "[]"):
+            return root
+    return None
+
+
+def classify(loader: LoaderSpec, path: str, exact: set[str], subtrees: set[str]) -> str:
+    if path in exact or _under(path, subtrees) or any(p.startswith(path + ".") or p.startswith(path + "[]")
+                                                      for p in exact):
+        return MAPPED  # read by a column, inside a JSON column, or a container of read paths
+    if _under(path, loader.ignored):
+        return IGNORED
+    return UNMAPPED
+
+
+@dataclass(frozen=True)
+class PathVerdict:
+    path: str
+    status: str
+    stats: PathStats
+    reason: str = ""  # why it is ignored
+
+
+def verdicts(loader: LoaderSpec, census: Census) -> list[PathVerdict]:
+    exact, subtrees = mapped_paths(loader)
+    out = []
+    for path, stats in sorted(census.paths.items()):
+        status = classify(loader, path, exact, subtrees)
+        reason = loader.ignored[_under(path, loader.ignored)] if status == IGNORED else ""
+        out.append(PathVerdict(path, status, stats, reason))
+    return out
+
+
+def census_of(source: Source, collection: str, *, sample: int | None = None, seed: int = 0,
+              examples: bool = False) -> Census:
+    """A census taken on demand (``migration-assets profile``): every document, or a uniform
+    random ``sample`` of them (reservoir sampling over one read of the raw documents)."""
+    census = Census(examples={} if examples else None)
+    if sample is None:
+        for d in scan(source, collection):
+            if d.doc is not None:
+                census.add(d.doc, d.key)
+        return census
+    rng, kept = random.Random(seed), []
+    for i, d in enumerate(scan(source, collection)):
+        if i < sample:
+            kept.append(d)
+        elif (j := rng.randrange(i + 1)) < sample:
+            kept[j] = d
+    for d in kept:
+        if d.doc is not None:
+            census.add(d.doc, d.key)
+    return census
