@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command (a): from a fresh clone, set everything up, start the services, load sample data,
-# materialize every asset, run every check, print a summary, then serve the Dagster UI on
+# materialize every asset, run every check, print the status, then serve the Dagster UI on
 # http://127.0.0.1:3000 (Ctrl-C stops the UI; scripts/services.sh stop stops the servers).
 #   DEMO_SCALE (default 1) sizes the sample data; DEMO_NO_UI=1 skips serving the UI.
 set -euo pipefail
@@ -16,10 +16,13 @@ if [ "$MIGRATION_PG_URL" = "postgresql://postgres@127.0.0.1:$PG_PORT/migration" 
     psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS migration WITH (FORCE)" \
         -c "CREATE DATABASE migration" >/dev/null
 fi
+if [ "${DEMO_NO_UI:-0}" != "1" ]; then
+    export DAGSTER_WEBSERVER_URL="${DAGSTER_WEBSERVER_URL:-http://127.0.0.1:3000}"  # the runs' links
+fi
 migration-assets schema
 migration-assets generate --scale "${DEMO_SCALE:-1}" --mongo --dump
-migration-assets migrate --domain all
-migration-assets summary
+migration-assets migrate --domain all    # per table: progress, result and checks; then the summary
+migration-assets status                  # per domain, and what needs attention
 echo "demo: finished in $(( $(date +%s) - start ))s"
 
 if [ "${DEMO_NO_UI:-0}" != "1" ]; then
