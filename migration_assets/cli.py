@@ -1,26 +1,34 @@
 """``migration-assets``: the operator's command line. It runs the same Dagster definitions
-and jobs the UI runs (recorded in the same Dagster instance), and exits non-zero when a
-run or a check fails.
+and jobs the UI runs (recorded in the same Dagster instance), shows each table's progress
+and result as the run goes, and ends with a summary and where to open the run in the UI.
 
-  migration-assets schema                    apply sql/ to MIGRATION_PG_URL
+  migration-assets schema [--alter-application] [--print-grants]   install or adopt the application's schema
+  migration-assets doctor                    both servers, the role's powers, conformance to the specs
+  migration-assets profile COLLECTION [--sample N]   the census of a collection's field paths
+  migration-assets scaffold COLLECTION --domain D [--write]   draft a spec from the census
   migration-assets generate [--mongo] [--dump] [--scale N] [--seed N]
-  migration-assets migrate --domain D|all [--dry-run]
-  migration-assets verify --domain D|all
-  migration-assets status                    per domain: rows, quarantine, checks, gaps, last run, verdict
-  migration-assets diff TABLE [--limit N]    row-level differences of one table, Mongo vs PostgreSQL
-  migration-assets readiness [--domain D|all] [--runs N] [--sample K]   GO / NO-GO per domain
-  migration-assets summary                   per table: rows, quarantine, latest check results
+  migration-assets migrate --domain D|all [--dry-run] [--lock-timeout S]
+  migration-assets verify --domain D|all [--json]
+  migration-assets status [--json]           per domain: rows, quarantine, checks, gaps, last run, verdict
+  migration-assets summary [--json]          per table: rows, quarantine, latest check results
+  migration-assets diff TABLE [--limit N] [--json]   row-level differences of one table, Mongo vs PostgreSQL
+  migration-assets readiness [--domain D|all] [--runs N] [--sample K] [--json]   GO / NO-GO per domain
+  migration-assets watch [--domain D]        follow the runs in progress until they end
 
-Exit status: 0 when everything asked for passed, 1 when a run, a check, a diff or a
-readiness verdict failed, 2 on usage errors (unknown domain or table).
+Every command takes --verbose (Dagster's event log too) and --debug (tracebacks).
+Exit status: 0 everything passed; 1 an ERROR check, a run, a diff or a readiness verdict
+failed (or any other failure, told in one line on standard error); 2 usage error (unknown
+command, domain or table); 3 only WARN checks failed (quarantine, unresolved references).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 
 from migration_assets.specs.registry import DOMAINS, all_loaders
@@ -29,7 +37,9 @@ from migration_assets.specs.registry import DOMAINS, all_loaders
 def env(name: str, default: str | None = None) -> str:
     value = os.environ.get(name, default)
     if value is None:
-        raise SystemExit(f"{name} is not set (source scripts/env.sh or export it)")
+        from migration_assets.factory.resources import BadConfigValue
+
+        raise BadConfigValue(f"{name} is not set (source scripts/env.sh or export it)")
     return value
 
 
@@ -92,6 +102,9 @@ def cmd_generate(args) -> int:
 
 
 def get_definitions():
+    from migration_assets.console.runs import silence_dagster_warnings
+
+    silence_dagster_warnings()
     from migration_assets.definitions import defs
 
     return defs()
@@ -107,8 +120,9 @@ def domains(arg: str) -> Sequence[str]:
     if arg == "all":
         return DOMAINS
     if arg not in DOMAINS:
-        print(f"unknown domain {arg!r}; one of: all, {', '.join(DOMAINS)}", file=sys.stderr)
-        raise SystemExit(2)
+        from migration_assets.console.errors import UsageError
+
+        raise UsageError(f"unknown domain {arg!r}; one of: all, {', '.join(DOMAINS)}")
     return (arg,)
 
 
@@ -117,85 +131,90 @@ def present_domains(names: Sequence[str]) -> list[str]:
     return [d for d in names if d in have]
 
 
-def run_job(defs, name: str, inst, partition_key: str | None = None, run_config=None):
-    job = defs.resolve_job_def(name)
-    return job.execute_in_process(instance=inst, partition_key=partition_key, raise_on_error=False,
-                                  run_config=run_config or {})
+class Session:
+    """What the commands that run jobs share: definitions, instance, console and view."""
 
+    def __init__(self, args, *, quiet: bool = False, label_runs: bool = False, definitions: bool = True):
+        from migration_assets.console.render import make_console, make_view
 
-def report_checks(result) -> tuple[int, int]:
-    failed = passed = 0
-    for ev in result.get_asset_check_evaluations():
-        if ev.passed:
-            passed += 1
-        else:
-            failed += 1
-            print(f"  FAILED {ev.asset_key.to_user_string()} {ev.check_name} ({ev.severity.value})")
-    return passed, failed
+        self.args = args
+        self.defs = get_definitions() if definitions else None
+        self.instance = instance()
+        self.console = make_console()
+        default_every = 1.0 if self.console.is_terminal else 10.0
+        self.every = args.progress_every if args.progress_every is not None else default_every
+        self.view = make_view(self.console, self.every, live=not args.verbose, quiet=quiet, label_runs=label_runs)
+
+    def run(self, name: str, **kwargs):
+        from migration_assets.console.runs import run_job
+
+        return run_job(self.defs, self.instance, name, self.view, every=self.every, verbose=self.args.verbose,
+                       debug=self.args.debug, **kwargs)
 
 
 def cmd_migrate(args) -> int:
-    defs, inst = get_definitions(), instance()
-    ok = True
-    for d in present_domains(domains(args.domain)):
-        t = time.perf_counter()
-        job = f"migrate_{d}"
-        if args.dry_run:
-            ok = dry_run_domain(defs, job, inst, d) and ok
-            continue
-        result = run_job(defs, job, inst, partition_key=d)
-        passed, failed = report_checks(result)
-        status = "ok" if result.success else "FAILED"
-        print(f"migrate {d}: {status} in {time.perf_counter() - t:.1f}s, checks {passed} passed / {failed} failed "
-              f"(run {result.run_id})")
-        ok = ok and result.success and failed == 0
-    return 0 if ok else 1
+    from migration_assets.console.exits import worst
+    from migration_assets.console.render import print_summary
+
+    names = present_domains(domains(args.domain))
+    s = Session(args)
+    runs = []
+    try:
+        for d in names:
+            if args.dry_run:
+                runs += dry_run_domain(s, d)
+            else:
+                runs.append(s.run(f"migrate_{d}", partition_key=d, lock_timeout_s=args.lock_timeout))
+            if any(r.status != "SUCCESS" for r in runs):
+                later = names[names.index(d) + 1:]
+                if later:  # their tables reference this domain's
+                    s.view.say(f"migrate: stopped after {d}; not started: {', '.join(later)}")
+                break
+    finally:
+        s.view.close()
+    print_summary(s.console, runs)
+    if args.dry_run:
+        s.console.print("migrate: dry run, nothing was written to the target", markup=False)
+    return worst(r.exit_status() for r in runs)
 
 
-def dry_run_domain(defs, job: str, inst, domain: str) -> bool:
+def dry_run_domain(s: Session, domain: str) -> list:
     """One run per loader, only its load step: a dry run materializes nothing, so in one
     run the children of a loader would be skipped; id_map, remaps and checks would write
     or compare a target the dry run leaves untouched. Each loader simulates its parents."""
     from migration_assets.factory.keys import table_key
 
-    ok, lines, t0 = True, [], time.perf_counter()
-    for l in all_loaders():
-        if l.domain != domain:
-            continue
-        t = time.perf_counter()
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=inst, partition_key=domain, raise_on_error=False,
-            run_config={"ops": {f"load_{l.name}": {"config": {"dry_run": True}}}},
-            asset_selection=[table_key(x) for x in l.table_names])
-        seen = [e.event_specific_data.asset_observation.metadata for e in result.all_events
-                if e.event_type_value == "ASSET_OBSERVATION"
-                and e.event_specific_data.asset_observation.asset_key == table_key(l.root.table)]
-        detail = ""
-        if seen:
-            meta = {k: getattr(v, "value", v) for k, v in seen[-1].items()}
-            detail = (f": {meta.get('documents_read')} documents, {meta.get('documents_quarantined')} would be "
-                      f"quarantined {meta.get('quarantine_reasons')}")
-        lines.append(f"  {l.name}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f}s"
-                     f"{detail} (run {result.run_id})")
-        ok = ok and result.success
-    print(f"migrate {domain}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f}s "
-          f"(dry run, nothing written)")
-    print("\n".join(lines))
-    return ok
+    return [s.run(f"migrate_{domain}", partition_key=domain, lock_timeout_s=s.args.lock_timeout,
+                  run_config={"ops": {f"load_{l.name}": {"config": {"dry_run": True}}}},
+                  asset_selection=[table_key(x) for x in l.table_names])
+            for l in all_loaders() if l.domain == domain]
 
 
 def cmd_verify(args) -> int:
-    defs, inst = get_definitions(), instance()
-    ok = True
-    for d in present_domains(domains(args.domain)):
-        result = run_job(defs, f"verify_{d}", inst)
-        passed, failed = report_checks(result)
-        print(f"verify {d}: checks {passed} passed / {failed} failed (run {result.run_id})")
-        ok = ok and result.success and failed == 0
-    return 0 if ok else 1
+    from migration_assets.console.exits import worst
+    from migration_assets.console.jsonout import emit, run_document
+    from migration_assets.console.render import print_summary
+
+    names = present_domains(domains(args.domain))
+    s = Session(args, quiet=args.json)
+    runs = []
+    try:
+        for d in names:
+            runs.append(s.run(f"verify_{d}"))
+            if runs[-1].status != "SUCCESS":
+                break  # what failed the run (a server, a setting) fails the next one too
+    finally:
+        s.view.close()
+    status = worst(r.exit_status() for r in runs)
+    if args.json:
+        emit({"command": "verify", "exit_status": int(status), "runs": [run_document(r) for r in runs]})
+    else:
+        print_summary(s.console, runs)
+    return status
 
 
 def latest_checks(inst, defs) -> dict[tuple[str, str], str]:
+    """(asset, check) -> ``passed``, ``failed/<SEVERITY>`` or the execution's status."""
     graph = defs.resolve_asset_graph()
     keys = list(graph.asset_check_keys)
     records = inst.event_log_storage.get_latest_asset_check_execution_by_key(keys)
@@ -210,37 +229,62 @@ def latest_checks(inst, defs) -> dict[tuple[str, str], str]:
     return out
 
 
-def cmd_summary(args) -> int:
+def checks_status(statuses) -> int:
+    """Exit status of latest check results: WARN failures alone say 3, anything else not passed 1."""
+    from migration_assets.console.exits import Exit, worst
+
+    return worst(Exit.OK if s == "passed" else Exit.WARNINGS if s == "failed/WARN" else Exit.FAILED
+                 for s in statuses)
+
+
+def summary_rows(conn, checks) -> list[dict]:
     from migration_assets.target.bookkeeping import open_quarantine_count
 
-    defs, inst = get_definitions(), instance()
-    checks = latest_checks(inst, defs)
     rows = []
+    for loader in all_loaders():
+        quarantined = open_quarantine_count(conn, [loader.name])
+        for t in loader.tables:
+            n = conn.execute(f"SELECT count(*) FROM public.{t.table}").fetchone()[0]
+            rows.append({"domain": loader.domain, "table": t.table, "remap": False, "rows": n,
+                         "quarantined": quarantined if t.is_root else None,
+                         "checks": {c: s for (k, c), s in checks.items() if k == f"public/{t.table}"}})
+        for r in loader.remaps:
+            n = conn.execute(f"SELECT count(*) FROM public.{r.table} WHERE {r.column} IS NOT NULL").fetchone()[0]
+            rows.append({"domain": loader.domain, "table": f"{r.table}.{r.column}", "remap": True, "rows": n,
+                         "quarantined": open_quarantine_count(conn, [r.name]),
+                         "checks": {c: s for (k, c), s in checks.items() if k == f"public/{r.table}/{r.column}"}})
+    return rows
+
+
+def checks_text(checks: dict[str, str]) -> str:
+    if not checks:
+        return "not run"
+    bad = [f"{c}={s}" for c, s in checks.items() if s != "passed"]
+    return ", ".join(bad) or "all passed"
+
+
+def cmd_summary(args) -> int:
+    from migration_assets.console.exits import Exit, worst
+    from migration_assets.console.jsonout import emit
+    from migration_assets.console.render import make_console, table
+
+    defs, inst = get_definitions(), instance()
     with target_conn() as conn:
-        for loader in all_loaders():
-            quarantined = open_quarantine_count(conn, [loader.name])
-            for t in loader.tables:
-                n = conn.execute(f"SELECT count(*) FROM public.{t.table}").fetchone()[0]
-                key = f"public/{t.table}"
-                statuses = [s for (k, _), s in checks.items() if k == key]
-                rows.append((loader.domain, t.table, n, quarantined if t.is_root else "",
-                             "all passed" if statuses and all(s == "passed" for s in statuses)
-                             else ", ".join(f"{c}={s}" for (k, c), s in checks.items() if k == key and s != "passed") or "not run"))
-            for r in loader.remaps:
-                key = f"public/{r.table}/{r.column}"
-                statuses = [s for (k, _), s in checks.items() if k == key]
-                n = conn.execute(f"SELECT count(*) FROM public.{r.table} WHERE {r.column} IS NOT NULL").fetchone()[0]
-                rq = open_quarantine_count(conn, [r.name])
-                rows.append((loader.domain, f"{r.table}.{r.column} (remap)", n, rq,
-                             "all passed" if statuses and all(s == "passed" for s in statuses) else "not passed"))
-    width = max(len(r[1]) for r in rows)
-    print(f"{'domain':15s} {'table':{width}s} {'rows':>9s} {'quarantined':>11s}  checks")
-    for r in rows:
-        print(f"{r[0]:15s} {r[1]:{width}s} {r[2]:>9} {str(r[3]):>11s}  {r[4]}")
-    total = sum(r[2] for r in rows if "(remap)" not in r[1])
-    bad = [r for r in rows if r[4] != "all passed"]
-    print(f"summary: {len(rows)} tables, {total} rows, {len(bad)} with checks not all passed")
-    return 0 if not bad else 1
+        rows = summary_rows(conn, latest_checks(inst, defs))
+    status = worst(checks_status(r["checks"].values()) if r["checks"] else Exit.FAILED for r in rows)
+    total = sum(r["rows"] for r in rows if not r["remap"])
+    bad = [r for r in rows if checks_text(r["checks"]) != "all passed"]
+    if args.json:
+        emit({"command": "summary", "exit_status": int(status), "tables": rows,
+              "totals": {"tables": len(rows), "rows": total, "not_all_passed": len(bad)}})
+        return status
+    console = make_console()
+    console.print(table(("domain", "table", "rows", "quarantined", "checks"),
+                        [(r["domain"], r["table"] + (" (remap)" if r["remap"] else ""), r["rows"],
+                          "" if r["quarantined"] is None else r["quarantined"], checks_text(r["checks"]))
+                         for r in rows], right=("rows", "quarantined")))
+    console.print(f"summary: {len(rows)} tables, {total} rows, {len(bad)} with checks not all passed", markup=False)
+    return status
 
 
 def latest_run(inst, job_name: str):
@@ -264,61 +308,85 @@ def latest_readiness(inst, domain: str):
     return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}, records[0].timestamp
 
 
-def when(ts: float | None) -> str:
-    import datetime as dt
+def when(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
 
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if ts else "-"
+
+def domain_status(conn, inst, checks, d: str, running: dict[str, int]) -> tuple[dict, list[str]]:
+    """One domain's state (as ``status --json`` gives it) and what in it needs attention."""
+    from migration_assets.console.jsonout import timestamp
+    from migration_assets.cutover.readiness import domain_gaps
+    from migration_assets.target.bookkeeping import open_quarantine_count
+
+    loaders = [l for l in all_loaders() if l.domain == d]
+    tables = [t for l in loaders for t in l.table_names]
+    keys = {f"public/{t}" for t in tables} | {f"public/{r.table}/{r.column}" for l in loaders for r in l.remaps}
+    mine = {k: s for k, s in checks.items() if k[0] in keys}
+    failed = [{"asset": a, "check": c, "status": s} for (a, c), s in sorted(mine.items()) if s.startswith("failed")]
+    gaps = domain_gaps(conn, loaders)
+    run = latest_run(inst, f"migrate_{d}")
+    ready = latest_readiness(inst, d)
+    row = {
+        "domain": d, "tables": len(tables),
+        "rows": sum(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0] for t in tables),
+        "quarantined": open_quarantine_count(conn, [l.name for l in loaders] + [r.name for l in loaders for r in l.remaps]),
+        "checks": {"passed": sum(1 for s in mine.values() if s == "passed"), "total": len(mine), "failed": failed},
+        "open_gaps": sum(gaps.values()),
+        "last_migrate_run": {"run_id": run.dagster_run.run_id, "status": run.dagster_run.status.value,
+                             "started_at": timestamp(run.start_time or run.create_timestamp.timestamp())}
+        if run else None,
+        "readiness": {"verdict": ready[0].get("verdict"), "assessed_at": timestamp(ready[1])} if ready else None,
+        "interrupted_loads": {l.name: running[l.name] for l in loaders if l.name in running},
+    }
+    attention = [f"{d}: check {f['asset']} {f['check']} ({f['status']})" for f in failed]
+    if row["quarantined"]:
+        attention.append(f"{d}: {row['quarantined']} document(s) in the open quarantine")
+    if gaps:
+        attention.append(f"{d}: open dual-write gaps {gaps}")
+    attention += [f"{d}: load of {name} interrupted after {n} documents (re-run migrate to resume)"
+                  for name, n in row["interrupted_loads"].items()]
+    return row, attention
 
 
 def cmd_status(args) -> int:
     """One line per domain, then what needs attention."""
-    from migration_assets.cutover.readiness import domain_gaps
-    from migration_assets.target.bookkeeping import interrupted_loads, open_quarantine_count
+    from migration_assets.console.jsonout import emit
+    from migration_assets.console.render import make_console, table
+    from migration_assets.target.bookkeeping import interrupted_loads
     from migration_assets.target.gaps import open_gap_counts
 
     defs, inst = get_definitions(), instance()
     checks = latest_checks(inst, defs)
-    attention: list[str] = []
-    rows = []
+    rows, attention = [], []
     with target_conn() as conn:
         gaps = open_gap_counts(conn)
         running = interrupted_loads(conn)
         for d in present_domains(DOMAINS):
-            loaders = [l for l in all_loaders() if l.domain == d]
-            tables = [t for l in loaders for t in l.table_names]
-            n_rows = sum(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0] for t in tables)
-            quarantined = open_quarantine_count(conn, [l.name for l in loaders] + [r.name for l in loaders for r in l.remaps])
-            keys = {f"public/{t}" for t in tables} | {f"public/{r.table}/{r.column}" for l in loaders for r in l.remaps}
-            mine = {k: s for k, s in checks.items() if k[0] in keys}
-            passed = sum(1 for s in mine.values() if s == "passed")
-            failed = [f"{a} {c} ({s})" for (a, c), s in sorted(mine.items()) if s.startswith("failed")]
-            d_gaps = domain_gaps(conn, loaders)
-            run = latest_run(inst, f"migrate_{d}")
-            ready = latest_readiness(inst, d)
-            verdict = f"{ready[0].get('verdict')} ({when(ready[1])})" if ready else "not assessed"
-            rows.append((d, len(tables), n_rows, quarantined, f"{passed}/{len(mine)} passed" if mine else "not run",
-                         sum(d_gaps.values()), f"{run.dagster_run.status.value} ({when(run.start_time or run.create_timestamp.timestamp())})"
-                         if run else "never",
-                         verdict))
-            attention += [f"{d}: check {f}" for f in failed]
-            if quarantined:
-                attention.append(f"{d}: {quarantined} document(s) in the open quarantine")
-            if d_gaps:
-                attention.append(f"{d}: open dual-write gaps {d_gaps}")
-            attention += [f"{d}: load of {l.name} interrupted after {running[l.name]} documents (re-run migrate "
-                          f"to resume)" for l in loaders if l.name in running]
-    headers = ("domain", "tables", "rows", "quarantined", "checks (latest)", "open gaps", "last migrate run", "readiness")
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    for r in [headers, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
-    other_gaps = sum(gaps.values()) - sum(r[5] for r in rows)
+            row, notes = domain_status(conn, inst, checks, d, running)
+            rows.append(row)
+            attention += notes
+    other_gaps = sum(gaps.values()) - sum(r["open_gaps"] for r in rows)
     if other_gaps:
         attention.append(f"{other_gaps} open dual-write gap(s) of entities no domain claims: {gaps}")
-    print("attention:" if attention else "status: nothing needs attention")
+    status = checks_status(f["status"] for r in rows for f in r["checks"]["failed"])
+    if args.json:
+        emit({"command": "status", "exit_status": int(status), "domains": rows, "attention": attention})
+        return status
+    console = make_console()
+    console.print(table(
+        ("domain", "tables", "rows", "quarantined", "checks (latest)", "open gaps", "last migrate run", "readiness"),
+        [(r["domain"], r["tables"], r["rows"], r["quarantined"],
+          f"{r['checks']['passed']}/{r['checks']['total']} passed" if r["checks"]["total"] else "not run",
+          r["open_gaps"],
+          f"{r['last_migrate_run']['status']} ({when(r['last_migrate_run']['started_at'])})"
+          if r["last_migrate_run"] else "never",
+          f"{r['readiness']['verdict']} ({when(r['readiness']['assessed_at'])})"
+          if r["readiness"] else "not assessed") for r in rows],
+        right=("tables", "rows", "quarantined", "open gaps")))
+    console.print("attention:" if attention else "status: nothing needs attention", markup=False)
     for a in attention:
-        print(f"  {a}")
-    failing = any("check" in a for a in attention)
-    return 1 if failing else 0
+        console.print(f"  {a}", markup=False)
+    return status
 
 
 def table_diff(loader, table: str, source, conn, limit: int) -> tuple[dict[str, int], list[tuple[str, str, str]], str]:
@@ -338,12 +406,13 @@ def table_diff(loader, table: str, source, conn, limit: int) -> tuple[dict[str, 
 def cmd_diff(args) -> int:
     import dagster as dg
 
+    from migration_assets.console.errors import UsageError
+    from migration_assets.console.jsonout import emit
     from migration_assets.specs.registry import all_tables
 
     tables = all_tables()
     if args.table not in tables:
-        print(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}")
     loader = tables[args.table][0]
     defs = get_definitions()
     t = time.perf_counter()
@@ -351,13 +420,25 @@ def cmd_diff(args) -> int:
     with dg.build_resources({k: defs.resources[k] for k in ("mongo", "postgres")}) as res:
         with res.mongo.session() as source, res.postgres.connect(f"diff_{args.table}") as conn:
             counts, rows, method = table_diff(loader, args.table, source, conn, args.limit)
+    seconds = time.perf_counter() - t
+    status = 1 if sum(counts.values()) else 0
+    if args.json:
+        emit({"command": "diff", "exit_status": status, "table": args.table, **counts, "method": method,
+              "seconds": round(seconds, 3),
+              "rows": [{"kind": k, "row": r, "columns": c.split(", ") if c else []} for k, r, c in rows]})
+        return status
     print(f"diff {args.table}: {counts['missing']} missing in PostgreSQL, {counts['extra']} extra in PostgreSQL, "
-          f"{counts['changed']} changed ({method}; {time.perf_counter() - t:.1f}s)")
+          f"{counts['changed']} changed ({method}; {seconds:.1f}s)")
     for kind, row, cols in rows:
         print(f"  {kind:8s} {row}" + (f"  columns: {cols}" if cols else ""))
     if sum(counts.values()) > len(rows):
         print(f"  ... {sum(counts.values()) - len(rows)} more (raise --limit)")
-    return 1 if sum(counts.values()) else 0
+    return status
+
+
+READINESS_FIELDS = ("verdict", "go", "green_runs_required", "checks_green", "checks_total", "open_dualwrite_gaps",
+                    "gaps_by_entity", "sample_documents_compared", "sample_rows_compared", "sample_differences",
+                    "sample_seed", "summary", "flags_to_set", "rollback")
 
 
 def resources():
@@ -430,8 +511,9 @@ def cmd_scaffold(args) -> int:
     from migration_assets.source.scaffold import draft, snake
 
     if args.domain not in DOMAINS:
-        print(f"unknown domain {args.domain!r}; one of: {', '.join(DOMAINS)}", file=sys.stderr)
-        return 2
+        from migration_assets.console.errors import UsageError
+
+        raise UsageError(f"unknown domain {args.domain!r}; one of: {', '.join(DOMAINS)}")
     name = args.name or snake(args.collection)
     with resources() as res, res.mongo.session() as source:
         census = census_of(source, args.collection, sample=args.sample, examples=True)
@@ -452,81 +534,147 @@ def cmd_scaffold(args) -> int:
 
 
 def cmd_readiness(args) -> int:
-    defs, inst = get_definitions(), instance()
-    ok = True
+    from migration_assets.console.exits import Exit, worst
+    from migration_assets.console.jsonout import emit, run_document
+    from migration_assets.console.render import print_summary
+
     run_config = {"ops": {"migration__cutover_readiness": {"config": {
         "green_runs": args.runs, "sample_documents": args.sample,
         **({"seed": args.seed} if args.seed is not None else {})}}}}
-    for d in domains(args.domain):
-        result = run_job(defs, "cutover_readiness", inst, partition_key=d, run_config=run_config)
-        if not result.success:
-            print(f"readiness {d}: run FAILED (run {result.run_id})")
-            ok = False
-            continue
-        mat = result.asset_materializations_for_node("migration__cutover_readiness")[0]
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        print(meta["summary"])
-        if args.verbose:
-            print("\n" + meta["check_history"] + "\n\n" + meta["sample_comparison"])
-        print("\n### Flags\n" + meta["flags_to_set"] + "\n\n### Rollback\n" + meta["rollback"] + "\n")
-        print(f"readiness {d}: {meta['verdict']} (run {result.run_id})")
-        ok = ok and meta["verdict"] == "GO"
-    return 0 if ok else 1
+    names = domains(args.domain)
+    s = Session(args, quiet=args.json)
+    runs, verdicts, statuses = [], [], []
+    try:
+        for d in names:
+            run = s.run("cutover_readiness", partition_key=d, run_config=run_config)
+            runs.append(run)
+            meta = run.assets["migration/cutover_readiness"].metadata if run.status == "SUCCESS" else None
+            verdicts.append({"domain": d, **{k: meta[k] for k in READINESS_FIELDS if meta and k in meta},
+                             "run": run_document(run)})
+            statuses.append(run.exit_status() if meta is None else Exit.OK if meta["verdict"] == "GO" else Exit.FAILED)
+            if meta is None:
+                continue
+            if not args.json:
+                s.view.say(meta["summary"])
+                if args.verbose:
+                    s.view.say("\n" + meta["check_history"] + "\n\n" + meta["sample_comparison"])
+                s.view.say("\n### Flags\n" + meta["flags_to_set"] + "\n\n### Rollback\n" + meta["rollback"] + "\n")
+                s.view.say(f"readiness {d}: {meta['verdict']} (run {run.run_id})")
+    finally:
+        s.view.close()
+    status = worst(statuses)
+    if args.json:
+        emit({"command": "readiness", "exit_status": int(status), "domains": verdicts})
+    else:
+        print_summary(s.console, runs)
+    return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def cmd_watch(args) -> int:
+    from migration_assets.console.exits import worst
+    from migration_assets.console.render import print_summary
+    from migration_assets.console.runs import follow, runs_in_progress
+
+    wanted = domains(args.domain) if args.domain else None
+    inst = instance()
+    runs = [r for r in runs_in_progress(inst) if wanted is None
+            or r.tags.get("domain") in wanted or r.tags.get("dagster/partition") in wanted]
+    s = Session(args, label_runs=len(runs) > 1, definitions=False)
+    if not runs:
+        s.console.print("watch: no run in progress" + (f" for {args.domain}" if args.domain else ""), markup=False)
+        return 0
+    try:
+        states = follow(inst, runs, s.view, debug=args.debug)
+    finally:
+        s.view.close()
+    print_summary(s.console, states)
+    return worst(r.exit_status() for r in states)
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="also print Dagster's event log (and, for readiness, every check's history)")
+    common.add_argument("--debug", action="store_true", help="print the traceback of a failure")
+    jobs = argparse.ArgumentParser(add_help=False, parents=[common])
+    jobs.add_argument("--progress-every", type=float, default=None, metavar="S",
+                      help="seconds between progress updates (default: 1 on a terminal, 10 otherwise)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print one JSON document (shape: README)")
+
     p = argparse.ArgumentParser(prog="migration-assets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sc = sub.add_parser("schema", help="install or adopt the application's schema, then the platform's")
+    sc = sub.add_parser("schema", parents=[common],
+                        help="install or adopt the application's schema, then the platform's (-v: also what is present)")
     sc.add_argument("--alter-application", action="store_true",
                     help="allow altering or dropping objects the application already has (kept otherwise)")
     sc.add_argument("--print-grants", action="store_true",
                     help="print the GRANTs the platform's role (MIGRATION_PG_URL's user) needs, for the owner to apply")
-    sc.add_argument("-v", "--verbose", action="store_true", help="also list the objects already present")
     sc.set_defaults(fn=cmd_schema)
-    g = sub.add_parser("generate", help="generate deterministic sample data")
+    g = sub.add_parser("generate", parents=[common], help="generate deterministic sample data")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--scale", type=float, default=1.0)
     g.add_argument("--mongo", action="store_true", help="write to MONGODB_URI/MONGODB_DATABASE")
     g.add_argument("--dump", action="store_true", help="write a mongodump directory at MONGODUMP_DIR")
     g.set_defaults(fn=cmd_generate)
-    m = sub.add_parser("migrate", help="load and verify a domain (or all, in FK order)")
+    m = sub.add_parser("migrate", parents=[jobs], help="load and verify a domain (or all, in FK order)")
     m.add_argument("--domain", default="all")
     m.add_argument("--dry-run", action="store_true", help="read, transform and validate; write nothing")
+    m.add_argument("--lock-timeout", type=float, default=None, metavar="S",
+                   help="seconds a load waits for another run's lock on its tables (default 600)")
     m.set_defaults(fn=cmd_migrate)
-    v = sub.add_parser("verify", help="run every check of a domain without loading")
+    v = sub.add_parser("verify", parents=[jobs, as_json], help="run every check of a domain without loading")
     v.add_argument("--domain", default="all")
     v.set_defaults(fn=cmd_verify)
-    sub.add_parser("summary", help="tables, rows, quarantine and latest check results").set_defaults(fn=cmd_summary)
-    sub.add_parser("status", help="per domain: rows, quarantine, checks, gaps, last run, readiness").set_defaults(
-        fn=cmd_status)
-    df = sub.add_parser("diff", help="row-level differences of one table (exit 1 when any)")
+    sub.add_parser("summary", parents=[common, as_json],
+                   help="tables, rows, quarantine and latest check results").set_defaults(fn=cmd_summary)
+    sub.add_parser("status", parents=[common, as_json],
+                   help="per domain: rows, quarantine, checks, gaps, last run, readiness").set_defaults(fn=cmd_status)
+    df = sub.add_parser("diff", parents=[common, as_json], help="row-level differences of one table (exit 1 when any)")
     df.add_argument("table")
     df.add_argument("--limit", type=int, default=50, help="differences listed per kind")
     df.set_defaults(fn=cmd_diff)
-    sub.add_parser("doctor", help="both servers, the role's powers, and the target's conformance to the specs"
+    sub.add_parser("doctor", parents=[common], help="both servers, the role's powers, and the target's conformance to the specs"
                    ).set_defaults(fn=cmd_doctor)
-    pr = sub.add_parser("profile", help="the census of a collection's field paths: types, counts, mapped or not")
+    pr = sub.add_parser("profile", parents=[common], help="the census of a collection's field paths: types, counts, mapped or not")
     pr.add_argument("collection")
     pr.add_argument("--sample", type=int, default=None, help="a random sample of N documents instead of all")
     pr.set_defaults(fn=cmd_profile)
-    sf = sub.add_parser("scaffold", help="draft tables/<domain>/<name>.py for a collection, from its census")
+    sf = sub.add_parser("scaffold", parents=[common], help="draft tables/<domain>/<name>.py for a collection, from its census")
     sf.add_argument("collection")
     sf.add_argument("--domain", required=True)
     sf.add_argument("--name", default=None, help="the loader and root table name (default: the collection's, snake_case)")
     sf.add_argument("--sample", type=int, default=None)
     sf.add_argument("--write", action="store_true", help="write the file instead of printing it")
     sf.set_defaults(fn=cmd_scaffold)
-    r = sub.add_parser("readiness", help="GO / NO-GO per domain, with evidence, flags and rollback")
+    r = sub.add_parser("readiness", parents=[jobs, as_json], help="GO / NO-GO per domain, with evidence, flags and rollback")
     r.add_argument("--domain", default="all")
     r.add_argument("--runs", type=int, default=3, help="executions every check must have passed")
     r.add_argument("--sample", type=int, default=20, help="random documents compared per collection (x2)")
     r.add_argument("--seed", type=int, default=None)
-    r.add_argument("-v", "--verbose", action="store_true", help="also print every check's history and the sample comparison")
     r.set_defaults(fn=cmd_readiness)
-    args = p.parse_args(argv)
-    return args.fn(args)
+    w = sub.add_parser("watch", parents=[jobs], help="follow the runs in progress (progress, check results) until they end")
+    w.add_argument("--domain", default=None)
+    w.set_defaults(fn=cmd_watch)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from migration_assets.console.errors import explain_exception
+
+        if args.debug:
+            traceback.print_exc()
+        explained = explain_exception(exc, args.command)
+        print(explained.line, file=sys.stderr)
+        return int(explained.status)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ FLOORS = [
     {"generator"},
     {"factory"},
     {"defs", "definitions"},
-    {"cli"},
+    {"cli", "console"},
 ]
 PURE = set().union(*FLOORS[:10])
 FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command (a): from a fresh clone, set everything up, start the services, load sample data,
-# materialize every asset, run every check, print a summary, then serve the Dagster UI on
+# materialize every asset, run every check, print the status, then serve the Dagster UI on
 # http://127.0.0.1:3000 (Ctrl-C stops the UI; scripts/services.sh stop stops the servers).
 #   DEMO_SCALE (default 1) sizes the sample data; DEMO_NO_UI=1 skips serving the UI.
 set -euo pipefail
@@ -15,12 +15,15 @@ if [ "$MIGRATION_PG_URL" = "postgresql://$PLATFORM_ROLE@127.0.0.1:$PG_PORT/migra
     # database (the ledger's triggers rightly refuse TRUNCATE/DELETE of old demo rows).
     scripts/services.sh recreate-target migration
 fi
+if [ "${DEMO_NO_UI:-0}" != "1" ]; then
+    export DAGSTER_WEBSERVER_URL="${DAGSTER_WEBSERVER_URL:-http://127.0.0.1:3000}"  # the runs' links
+fi
 migration-assets schema                       # the application's files as its owner, the platform's as itself
 # The backend team's step in production: the platform role's GRANTs, applied by the owner.
 migration-assets schema --print-grants | psql -v ON_ERROR_STOP=1 -q "$MIGRATION_PG_OWNER_URL"
 migration-assets generate --scale "${DEMO_SCALE:-1}" --mongo --dump
-migration-assets migrate --domain all
-migration-assets summary
+migration-assets migrate --domain all    # per table: progress, result and checks; then the summary
+migration-assets status                  # per domain, and what needs attention
 echo "demo: finished in $(( $(date +%s) - start ))s"
 
 if [ "${DEMO_NO_UI:-0}" != "1" ]; then

@@ -9,6 +9,7 @@ from migration_assets.factory.metadata import markdown_table
 from migration_assets.factory.partitions import DOMAIN_PARTITIONS
 from migration_assets.factory.resources import PostgresTargetResource
 from migration_assets.specs.registry import loaders_in_domain
+from migration_assets.target.conformance import require_conformance
 from migration_assets.target.gaps import open_gap_counts
 
 ID_MAP = table_key("id_map")
@@ -28,6 +29,7 @@ def id_map(context: dg.AssetExecutionContext, postgres: PostgresTargetResource) 
     domain = context.partition_key
     tables = entity_tables([domain])
     with postgres.connect("id_map") as conn:
+        require_conformance(conn)  # a target without id_map or the migration schema: one clear refusal
         result = reconcile_id_map(conn, tables)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": result.entries,

@@ -3,7 +3,9 @@ source collection's field schema, quarantine samples and progress lines."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -85,6 +87,33 @@ def progress_line(name: str, docs: int, total: int | None, rows: int, quarantine
     else:
         eta, done = "", f"{docs} documents"
     return f"{name}: {done}, {rows} rows written, {quarantined} quarantined, {rate:.0f} docs/s{eta}"
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A progress line read back from a run's log (the command line draws its bars from it)."""
+
+    name: str
+    docs: int
+    total: int | None
+    rows: int
+    quarantined: int
+    rate: float
+
+
+# What progress_line writes, and nothing else: a loader's other log lines do not match.
+_PROGRESS = re.compile(r"(?P<name>[^:\s]+): (?P<docs>\d+)(?:/(?P<total>\d+))? documents(?: \([\d.]+%\))?, "
+                       r"(?P<rows>\d+) rows written, (?P<quarantined>\d+) quarantined, (?P<rate>\d+) docs/s")
+
+
+def read_progress_line(text: str) -> LoadProgress | None:
+    """The inverse of :func:`progress_line`; None for any other log line."""
+    m = _PROGRESS.match(text)
+    if m is None:
+        return None
+    total = m["total"]
+    return LoadProgress(m["name"], int(m["docs"]), int(total) if total else None, int(m["rows"]),
+                        int(m["quarantined"]), float(m["rate"]))
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -15,6 +15,10 @@ from migration_assets.source.live import LiveSource
 from migration_assets.target.guard import connect
 
 
+class BadConfigValue(ValueError):
+    """A setting (an environment variable bound to a resource) has a value the platform cannot use."""
+
+
 class MongoSourceResource(dg.ConfigurableResource):
     """The source: a live server (``mode='live'``, through ``uri``) or a mongodump directory
     (``mode='dump'``, ``dump_dir``). Same transforms and checks either way."""
@@ -29,12 +33,12 @@ class MongoSourceResource(dg.ConfigurableResource):
     def open(self) -> Source:
         if self.mode == "dump":
             if not self.dump_dir:
-                raise ValueError("MIGRATION_SOURCE=dump needs MONGODUMP_DIR")
+                raise BadConfigValue("MIGRATION_SOURCE=dump needs MONGODUMP_DIR")
             source: Source = DumpSource(self.dump_dir, self.database)
         elif self.mode == "live":
             source = LiveSource(self.uri, self.database)
         else:
-            raise ValueError(f"MIGRATION_SOURCE must be 'live' or 'dump', not {self.mode!r}")
+            raise BadConfigValue(f"MIGRATION_SOURCE must be 'live' or 'dump', not {self.mode!r}")
         source.ping()
         return source
 

@@ -196,10 +196,11 @@ def check_conformance(conn: psycopg.Connection, loaders: Sequence[LoaderSpec] | 
     return out
 
 
-def require_conformance(conn: psycopg.Connection, loader: LoaderSpec) -> Conformance:
-    """The loader's conformance; raises :class:`SchemaMismatch` when anything blocks its load."""
-    result = check_conformance(conn, [loader])
-    blocking = result.blocking(loader.table_names)
+def require_conformance(conn: psycopg.Connection, loader: LoaderSpec | None = None) -> Conformance:
+    """The loader's conformance (None: the database's alone: id_map and the migration
+    schema); raises :class:`SchemaMismatch` when anything blocks its load."""
+    result = check_conformance(conn, [loader] if loader else [])
+    blocking = result.blocking(loader.table_names if loader else [])
     if blocking:
         raise SchemaMismatch(blocking)
     return result

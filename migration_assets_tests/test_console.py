@@ -1,0 +1,116 @@
+"""The console's pure parts: progress lines read back, exit statuses, the error table (for
+errors raised here and as Dagster records a failed step) and the warnings operators never see."""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+
+import dagster as dg
+import pytest
+from dagster_shared.error import SerializableErrorInfo
+
+from migration_assets.console.errors import REMEDIES, UNKNOWN_NEXT, explain_exception, explain_recorded
+from migration_assets.console.exits import Exit, for_checks, worst
+from migration_assets.console.runs import silence_dagster_warnings
+from migration_assets.factory.metadata import LoadProgress, progress_line, read_progress_line
+from migration_assets.source.documents import SourceUnavailable
+from migration_assets.target.conformance import Mismatch, SchemaMismatch
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("docs, total, rows, quarantined, rate", [
+    (120000, 480000, 240000, 3, 9800.4), (10, None, 12, 1, 0.0), (0, 5, 0, 0, 0.0), (7, 7, 9, 0, 1463.0)])
+def test_progress_lines_read_back(docs, total, rows, quarantined, rate):
+    line = progress_line("funds_ledger_entries", docs, total, rows, quarantined, rate)
+    assert read_progress_line(line) == LoadProgress("funds_ledger_entries", docs, total, rows, quarantined,
+                                                    float(round(rate)))
+
+
+@pytest.mark.parametrize("line", [
+    "users: 60 documents in mongodb://127.0.0.1:27117/ database marketplace -> postgresql://postgres@127.0.0.1/m",
+    "users: 60 read, 60 loaded, 0 quarantined in 0.05s",
+    "users: waiting for the load lock (another run is loading these tables): held by backend pid 7",
+])
+def test_other_log_lines_are_not_progress(line):
+    assert read_progress_line(line) is None
+
+
+def test_exit_statuses():
+    assert for_checks([]) == Exit.OK and for_checks(["WARN", "WARN"]) == Exit.WARNINGS
+    assert for_checks(["WARN", "ERROR"]) == Exit.FAILED and for_checks([], run_failed=True) == Exit.FAILED
+    assert worst([]) == Exit.OK and worst([0, 3, 0]) == Exit.WARNINGS and worst([3, 1, 0]) == Exit.FAILED
+    assert worst([1, 2]) == Exit.USAGE
+
+
+def recorded(exc: BaseException, cause: SerializableErrorInfo | None = None) -> SerializableErrorInfo:
+    """``exc`` as Dagster records it: ``module.Class: message`` and the class name."""
+    return SerializableErrorInfo("".join(traceback.format_exception_only(type(exc), exc)), [], type(exc).__name__, cause)
+
+
+def in_a_step(exc: BaseException) -> SerializableErrorInfo:
+    wrapper = dg.DagsterExecutionStepExecutionError
+    return SerializableErrorInfo(f'{wrapper.__module__}.{wrapper.__name__}: Error occurred while executing op "load_x":\n',
+                                 [], wrapper.__name__, recorded(exc))
+
+
+CASES = [(remedy, kind) for remedy in REMEDIES for kind in remedy.errors if kind is not dg.DagsterInvalidConfigError]
+
+
+@pytest.mark.parametrize("remedy, kind", CASES, ids=[k.__name__ for _, k in CASES])
+def test_every_remedy_answers_its_errors_raised_or_recorded(remedy, kind):
+    if kind is SchemaMismatch:  # built from the mismatches it names
+        exc = SchemaMismatch([Mismatch("users", "column email", "text", "absent")])
+        text = str(exc)
+    else:
+        exc = kind('relation "migration.load_checkpoints" does not exist\nLINE 1: SELECT ...')
+        text = 'relation "migration.load_checkpoints" does not exist'
+    raised = explain_exception(exc, "migrate")
+    assert (raised.text, raised.next_step, raised.status) == (text, remedy.next_step, remedy.status)
+    assert raised.line == f"error: migrate: {raised.text}; next: {remedy.next_step}"
+    step = explain_recorded(in_a_step(exc), "migrate_auth load_x")
+    assert (step.text, step.next_step, step.status) == (raised.text, remedy.next_step, remedy.status)
+
+
+def test_the_cause_of_a_wrapper_is_found():
+    try:
+        try:
+            raise SourceUnavailable("MongoDB at mongodb://db:27017/ is unreachable: refused")
+        except SourceUnavailable as inner:
+            raise RuntimeError("while loading users") from inner
+    except RuntimeError as exc:
+        e = explain_exception(exc, "diff")
+    assert e.text.startswith("MongoDB at mongodb://db:27017/") and "MONGODB_URI" in e.next_step
+
+
+def test_an_unknown_error_names_its_innermost_class():
+    e = explain_exception(KeyError("users"), "status")
+    assert (e.text, e.next_step, e.status) == ("KeyError: 'users'", UNKNOWN_NEXT, Exit.FAILED)
+    step = explain_recorded(in_a_step(ZeroDivisionError("division by zero")), "verify_auth checks_users")
+    assert step.text == "ZeroDivisionError: division by zero" and "--debug" in step.next_step
+
+
+class Workers(dg.ConfigurableResource):
+    workers: int
+
+
+def test_a_config_error_names_the_setting(monkeypatch):
+    monkeypatch.setenv("MA_TEST_WORKERS", "many")
+    with pytest.raises(dg.DagsterInvalidConfigError) as err:
+        with dg.build_resources({"w": Workers(workers=dg.EnvVar.int("MA_TEST_WORKERS"))}):
+            pass
+    e = explain_exception(err.value, "verify")
+    assert e.text == 'Value stored in env variable "MA_TEST_WORKERS" cannot be coerced into an int.'
+    assert e.status == Exit.FAILED and "scripts/env.sh" in e.next_step
+
+
+def test_only_dagsters_beta_and_preview_warnings_are_silenced():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        silence_dagster_warnings()
+        warnings.warn("beta", dg.BetaWarning)
+        warnings.warn("preview", dg.PreviewWarning)
+        warnings.warn("kept", DeprecationWarning)
+        warnings.warn("kept too", UserWarning)
+    assert [str(w.message) for w in seen] == ["kept", "kept too"]
