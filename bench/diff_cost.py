@@ -59,7 +59,7 @@ def main() -> None:
     from migration_assets.source.dump import DumpSource
     from migration_assets.specs.kinds import Text
     from migration_assets.specs.registry import all_loaders, ancestors
-    from migration_assets.target.schema import apply_migrations
+    from migration_assets.target.schema import apply_schema
     from migration_assets.verify.checksums import verify_loader
     from migration_assets.verify.diff import bisect_diff, diff_rows
 
@@ -80,7 +80,7 @@ def main() -> None:
     name, url = pg.create("diffcost")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            apply_migrations(conn)
+            apply_schema(conn)
             t = time.perf_counter()
             for l in [*ancestors(loader), loader]:
                 run_loader(l, source, conn, LoadOptions(run_id="bench"))

@@ -17,14 +17,13 @@ def url(name: str) -> str:
 
 def ensure_template() -> None:
     """A database with sql/ applied, cloned per measurement (CREATE DATABASE ... TEMPLATE)."""
-    from migration_assets.target.schema import apply_migrations
+    from migration_assets.target.schema import apply_schema
 
     with psycopg.connect(SERVER, autocommit=True) as c:
-        if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone():
-            return
-        c.execute(f"CREATE DATABASE {TEMPLATE}")
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone():
+            c.execute(f"CREATE DATABASE {TEMPLATE}")
     with psycopg.connect(url(TEMPLATE), autocommit=True) as c:
-        apply_migrations(c)
+        apply_schema(c)  # an existing template adopts its schema and gets the newer platform files
 
 
 def refresh_template() -> None:

@@ -13,6 +13,8 @@ and result as the run goes, and ends with a summary and where to open the run in
   migration-assets summary [--json]          per table: rows, quarantine, latest check results
   migration-assets diff TABLE [--limit N] [--json]   row-level differences of one table, Mongo vs PostgreSQL
   migration-assets readiness [--domain D|all] [--runs N] [--sample K] [--json]   GO / NO-GO per domain
+  migration-assets reconcile TABLE|--domain D|all [--dry-run] [--full] [--json]   the catch-up that misses nothing
+  migration-assets ledger-conflicts [--ack ENTRY --reason R [--by NAME]] [--json]
   migration-assets watch [--domain D]        follow the runs in progress until they end
 
 Every command takes --verbose (Dagster's event log too) and --debug (tracebacks).
@@ -316,6 +318,7 @@ def domain_status(conn, inst, checks, d: str, running: dict[str, int]) -> tuple[
     """One domain's state (as ``status --json`` gives it) and what in it needs attention."""
     from migration_assets.console.jsonout import timestamp
     from migration_assets.cutover.readiness import domain_gaps
+    from migration_assets.defs.reconcile import left_to_people
     from migration_assets.target.bookkeeping import open_quarantine_count
 
     loaders = [l for l in all_loaders() if l.domain == d]
@@ -345,6 +348,9 @@ def domain_status(conn, inst, checks, d: str, running: dict[str, int]) -> tuple[
         attention.append(f"{d}: open dual-write gaps {gaps}")
     attention += [f"{d}: load of {name} interrupted after {n} documents (re-run migrate to resume)"
                   for name, n in row["interrupted_loads"].items()]
+    row["left_to_people"] = {l.name: n for l in loaders if (n := left_to_people(inst, l)) is not None}
+    attention += [f"{d}: {name} still differs after {n} reconciliations; left to people (`migration-assets diff "
+                  f"TABLE` names the rows)" for name, n in row["left_to_people"].items()]
     return row, attention
 
 
@@ -437,7 +443,7 @@ def cmd_diff(args) -> int:
 
 
 READINESS_FIELDS = ("verdict", "go", "green_runs_required", "checks_green", "checks_total", "open_dualwrite_gaps",
-                    "gaps_by_entity", "sample_documents_compared", "sample_rows_compared", "sample_differences",
+                    "gaps_by_entity", "acknowledged_ledger_conflicts", "sample_documents_compared", "sample_rows_compared", "sample_differences",
                     "sample_seed", "summary", "flags_to_set", "rollback")
 
 
@@ -591,6 +597,113 @@ def cmd_watch(args) -> int:
     return worst(r.exit_status() for r in states)
 
 
+def reconcile_loaders_of(args) -> list:
+    """The loaders ``reconcile`` works on: one table's, or a domain's (all: every loader)."""
+    from migration_assets.console.errors import UsageError
+    from migration_assets.specs.registry import all_tables
+
+    if (args.table is None) == (args.domain is None):
+        raise UsageError("name a TABLE or --domain D|all")
+    if args.table is not None:
+        tables = all_tables()
+        if args.table not in tables:
+            raise UsageError(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}")
+        return [tables[args.table][0]]
+    return [l for l in all_loaders() if l.domain in domains(args.domain)]
+
+
+def reconciliation_records(inst, run_id: str, loaders) -> list[tuple]:
+    """(loader, observation metadata) of each loader's root table in a reconcile run."""
+    import dagster as dg
+
+    from migration_assets.factory.keys import table_key
+
+    roots = {table_key(l.root.table): l for l in loaders}
+    out = {}
+    for entry in inst.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
+        obs = entry.dagster_event.event_specific_data.asset_observation
+        if obs.asset_key in roots:
+            out[roots[obs.asset_key].name] = (roots[obs.asset_key],
+                                              {k: getattr(v, "value", v) for k, v in obs.metadata.items()})
+    return [out[l.name] for l in loaders if l.name in out]
+
+
+def cmd_reconcile(args) -> int:
+    """The catch-up that misses nothing, from the command line: the ``reconcile`` job."""
+    from migration_assets.console.exits import Exit, worst
+    from migration_assets.console.jsonout import emit, run_document
+
+    loaders = reconcile_loaders_of(args)
+    s = Session(args, quiet=args.json)
+    try:
+        run = s.run("reconcile", run_config={"ops": {"reconcile_step": {"config": {
+            "loaders": [l.name for l in loaders], "dry_run": args.dry_run, "full": args.full}}}})
+    finally:
+        s.view.close()
+    found = reconciliation_records(s.instance, run.run_id, loaders)
+    conflicts = sum(m["immutable_conflicts"] for _, m in found)
+    status = worst([run.exit_status(), Exit.FAILED if conflicts else Exit.OK])
+    if args.json:
+        emit({"command": "reconcile", "exit_status": int(status), "dry_run": args.dry_run, "run": run_document(run),
+              "loaders": [{"loader": l.name, **{k: v for k, v in m.items() if k != "documents"}} for l, m in found]})
+        return status
+    for loader, m in found:
+        s.view.say(f"  {loader.name}: {m['documents_new']} new, {m['documents_changed']} changed, "
+                   f"{m['documents_removed']} removed, {m['immutable_conflicts']} immutable conflict(s); read "
+                   f"{m['documents_read']} documents (decoded {m['documents_decoded']}), hashed {m['ranges_hashed']} "
+                   f"ranges, fetched "
+                   f"{m['postgres_rows_fetched']} PostgreSQL rows in {m['seconds']:.2f}s")
+        for kind, ids in m.get("document_ids", {}).items():
+            for d in ids:
+                s.view.say(f"    {kind:9s} {d}")
+    if conflicts:
+        s.view.say(f"reconcile: {conflicts} immutable ledger conflict(s) kept as PostgreSQL recorded them; "
+                   "an auditor lists them with `migration-assets ledger-conflicts`")
+    if args.dry_run:
+        s.view.say("reconcile: dry run, nothing was written to the target")
+    return status
+
+
+def cmd_ledger_conflicts(args) -> int:
+    """The ledger's immutable conflicts; ``--ack`` records an auditor's acknowledgement."""
+    import getpass
+
+    from migration_assets.console.jsonout import emit
+    from migration_assets.cutover.ledger_conflicts import acknowledge_conflict, ledger_conflicts
+    from migration_assets.verify.invariants.ledger import ledger_loader
+
+    loader = ledger_loader()
+    with resources() as res, res.mongo.session() as source, res.postgres.connect("ledger_conflicts") as conn:
+        if args.ack:
+            if not args.reason:
+                from migration_assets.console.errors import UsageError
+
+                raise UsageError("--ack needs --reason: why the difference is accepted")
+            hit = acknowledge_conflict(loader, source, conn, args.ack, by=args.by or getpass.getuser(),
+                                       reason=args.reason)
+            print(f"ledger-conflicts: acknowledged {hit.entry} ({hit.differs}) by {args.by or getpass.getuser()}: "
+                  f"{args.reason}")
+            return 0
+        conflicts, held = ledger_conflicts(loader, source, conn)
+    status = 1 if conflicts else 0
+    if args.json:
+        emit({"command": "ledger-conflicts", "exit_status": status, "table": loader.root.table,
+              "conflicts": [{"entry": c.entry, "differs": c.differs, "mongo": c.source_text, "postgres": c.target_text}
+                            for c in conflicts],
+              "acknowledged": [{"entry": e, "differs": a.differs, "by": a.acknowledged_by, "reason": a.reason,
+                                "at": a.acknowledged_at.isoformat()} for e, a in sorted(held.items())]})
+        return status
+    print(f"ledger-conflicts {loader.root.table}: {len(conflicts)} conflict(s), {len(held)} acknowledged")
+    for c in conflicts:
+        print(f"  {c.entry}  {c.differs}\n    postgres: {c.target_text}\n    mongo:    {c.source_text or '(no document)'}")
+    for e, a in sorted(held.items()):
+        print(f"  acknowledged {e}  {a.differs}; by {a.acknowledged_by} at {a.acknowledged_at:%Y-%m-%d %H:%M %Z}: "
+              f"{a.reason}")
+    if conflicts:
+        print("ledger-conflicts: acknowledge one with --ack ENTRY --reason TEXT [--by NAME]")
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true",
@@ -654,6 +767,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--sample", type=int, default=20, help="random documents compared per collection (x2)")
     r.add_argument("--seed", type=int, default=None)
     r.set_defaults(fn=cmd_readiness)
+    rc = sub.add_parser("reconcile", parents=[jobs, as_json],
+                        help="re-sync exactly the new, changed and vanished documents of a table or domain")
+    rc.add_argument("table", nargs="?", default=None)
+    rc.add_argument("--domain", default=None, help="a domain, or all")
+    rc.add_argument("--dry-run", action="store_true", help="list what would be inserted, changed and removed")
+    rc.add_argument("--full", action="store_true",
+                    help="canonicalize every document (default: only the _id ranges whose bytes changed since the last pass)")
+    rc.set_defaults(fn=cmd_reconcile)
+    lc = sub.add_parser("ledger-conflicts", parents=[common, as_json],
+                        help="the ledger's immutable conflicts (exit 1 when any is unacknowledged); --ack one")
+    lc.add_argument("--ack", metavar="ENTRY", default=None, help="acknowledge this entry's current difference")
+    lc.add_argument("--reason", default=None, help="why the difference is accepted (with --ack)")
+    lc.add_argument("--by", default=None, help="who acknowledges (default: the login name)")
+    lc.set_defaults(fn=cmd_ledger_conflicts)
     w = sub.add_parser("watch", parents=[jobs], help="follow the runs in progress (progress, check results) until they end")
     w.add_argument("--domain", default=None)
     w.set_defaults(fn=cmd_watch)

@@ -33,6 +33,23 @@ def test_object_id_bounds_cover_exactly_the_prefix():
 
 
 @pytest.mark.unit
+def test_merged_ranges_hold_exactly_what_the_ranges_hold():
+    import random
+
+    from migration_assets.source.dump import merge_ranges
+
+    rng = random.Random(3)
+    keys = sorted(format(rng.getrandbits(96), "024x") for _ in range(2000))
+    for _ in range(50):
+        ranges = [bd.object_id_bounds(format(rng.getrandbits(12), "03x")[: rng.randint(1, 3)]) for _ in range(40)]
+        ranges += [(None, keys[rng.randrange(2000)]), (keys[rng.randrange(2000)], None)][: rng.randint(0, 2)]
+        merged = merge_ranges(ranges)
+        assert all(a[1] is not None and a[1] < (b[0] or "") for a, b in zip(merged, merged[1:]))  # disjoint, sorted
+        inside = lambda k, rs: any((lo is None or k >= lo) and (hi is None or k < hi) for lo, hi in rs)  # noqa: E731
+        assert [k for k in keys if inside(k, ranges)] == [k for k in keys if inside(k, merged)]
+
+
+@pytest.mark.unit
 def test_prefix_bounds_in_code_point_order():
     lo, hi = prefix_bounds("6f")
     assert (lo, hi) == ("6f", "6g")

@@ -17,6 +17,7 @@ import dagster as dg
 import psycopg
 
 from migration_assets.console.exits import Exit
+from migration_assets.cutover.ledger_conflicts import NotAConflict
 from migration_assets.factory.resources import BadConfigValue
 from migration_assets.source.documents import SourceUnavailable
 from migration_assets.target.conformance import SchemaMismatch
@@ -70,6 +71,7 @@ FOREIGN_OBJECTS = (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject
 
 REMEDIES: tuple[Remedy, ...] = (
     Remedy((UsageError,), "see `migration-assets --help`", Exit.USAGE),
+    Remedy((NotAConflict,), "`migration-assets ledger-conflicts` lists the current conflicts", Exit.USAGE),
     Remedy((SourceUnavailable,), "check MONGODB_URI (or MONGODUMP_DIR) and that the source is reachable, then run again"),
     Remedy((TargetUnavailable,), "check MIGRATION_PG_URL and that PostgreSQL accepts connections, then run again"),
     Remedy((TargetRefused,), "point MIGRATION_PG_URL at an allowed target, or add its host to MIGRATION_PG_ALLOWED_HOSTS "

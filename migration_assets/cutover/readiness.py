@@ -26,7 +26,9 @@ from migration_assets.markdown import md_table
 from migration_assets.source.documents import Source, decode, raw_key
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.specs.registry import loader_for_entity
+from migration_assets.target.bookkeeping import Acknowledgement
 from migration_assets.target.gaps import open_gap_counts
+from migration_assets.verify.acknowledged import held_acknowledgements
 from migration_assets.verify.canonical import source_rows, table_sql
 from migration_assets.verify.checksums import verification_context
 from migration_assets.verify.quarantined import QuarantineIndex
@@ -168,6 +170,7 @@ class SampleResult:
     documents: int = 0
     rows: int = 0
     skipped_quarantined: int = 0
+    skipped_acknowledged: int = 0  # acknowledged ledger conflicts
     differences: list[SampleDifference] = field(default_factory=list)
 
 
@@ -197,6 +200,9 @@ def compare_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connecti
     quarantined = qindex.ids()
     wanted = [h for h in ids if h not in quarantined]
     result.skipped_quarantined = len(ids) - len(wanted)
+    acknowledged = held_acknowledgements(loader, source, conn)  # listed in the evidence apart
+    result.skipped_acknowledged = sum(1 for h in wanted if h in acknowledged)
+    wanted = [h for h in wanted if h not in acknowledged]
     ctx = verification_context(loader, source, qindex)
     docs: dict[str, Mapping] = {}
     object_ids = [ObjectId(h) for h in wanted if ObjectId.is_valid(h)]
@@ -239,6 +245,8 @@ class Readiness:
     gaps: dict[str, int]
     samples: list[SampleResult]
     flags: list[FlagStep]
+    # Ledger conflicts an auditor accepted: they block nothing and stay in the evidence.
+    acknowledged: dict[str, Acknowledgement] = field(default_factory=dict)
 
     @property
     def reasons(self) -> list[str]:
@@ -340,5 +348,14 @@ def render_summary(r: Readiness) -> str:
     lines += [f"* checks green in each of the last {r.runs_required} executions: {r.green_checks}/{len(r.checks)}",
               f"* open dual-write gaps: {sum(r.gaps.values())}",
               f"* sampled documents compared Mongo vs PostgreSQL: {sum(s.documents for s in r.samples)} "
-              f"({sum(s.rows for s in r.samples)} rows), differences: {r.sample_differences}"]
+              f"({sum(s.rows for s in r.samples)} rows), differences: {r.sample_differences}",
+              f"* acknowledged ledger conflicts (left as PostgreSQL recorded them): {len(r.acknowledged)}"]
     return "\n".join(lines)
+
+
+def render_acknowledged(r: Readiness) -> str:
+    if not r.acknowledged:
+        return "No acknowledged ledger conflict."
+    return md_table(["entry", "what differs", "acknowledged by", "when", "why"],
+                    [(e, a.differs, a.acknowledged_by, f"{a.acknowledged_at:%Y-%m-%d %H:%M %Z}", a.reason)
+                     for e, a in sorted(r.acknowledged.items())])

@@ -12,6 +12,7 @@ from migration_assets.defs.infrastructure import GAPS, ID_MAP
 from migration_assets.factory.partitions import DOMAIN_PARTITIONS
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.specs.registry import loaders_in_domain
+from migration_assets.verify.acknowledged import held_acknowledgements
 
 READINESS = dg.AssetKey(["migration", "cutover_readiness"])
 
@@ -85,10 +86,11 @@ def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig
     seed = config.seed if config.seed is not None else zlib.crc32(context.run.run_id.encode())
     rng = random.Random(seed)
     checks = check_history(context.instance, domain_check_keys(context, domain), config.green_runs)
-    samples = []
+    samples, acknowledged = [], {}
     with mongo.session() as source, postgres.connect("cutover_readiness") as conn:
         gaps = rd.domain_gaps(conn, loaders)
         for loader in loaders:
+            acknowledged.update(held_acknowledgements(loader, source, conn))
             samples.append(rd.sample_loader(loader, source, conn, config.sample_documents, rng))
             context.log.info(f"{domain}: sampled {samples[-1].documents} {loader.collection} documents, "
                              f"{len(samples[-1].differences)} difference(s)")
@@ -100,6 +102,7 @@ def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig
         gaps=gaps,
         samples=samples,
         flags=rd.flag_steps(rd.domain_flags(loaders)),
+        acknowledged=acknowledged,
     )
     context.log.info(f"{domain}: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else ""))
     return dg.MaterializeResult(
@@ -118,6 +121,8 @@ def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig
             "sample_differences": result.sample_differences,
             "sample_seed": seed,
             "sample_comparison": dg.MetadataValue.md(rd.render_samples(result)),
+            "acknowledged_ledger_conflicts": len(acknowledged),
+            "acknowledged": dg.MetadataValue.md(rd.render_acknowledged(result)),
             "flags_to_set": dg.MetadataValue.md(rd.render_flags(result)),
             "rollback": dg.MetadataValue.md(rd.render_rollback(result)),
         },

@@ -19,7 +19,7 @@ DIFF_SAMPLE = 50
 
 
 def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | None = None, *, extra=None,
-                   diff_stats: dict | None = None):
+                   diff_stats: dict | None = None, listed: dict | None = None):
     """The row-count and checksum AssetCheckResults of one table."""
     count_meta = {
         "expected_rows": tv.source.count,
@@ -27,6 +27,7 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
         "diff": tv.target.count - tv.source.count,
         "quarantined_rows": tv.quarantined_rows,
         **(extra or {}),
+        **(listed or {}),
     }
     yield dg.AssetCheckResult(
         asset_key=key, check_name="row_count_parity", passed=tv.counts_match,
@@ -38,6 +39,7 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
         "expected_checksum": tv.source.hexdigest,
         "actual_checksum": tv.target.hexdigest,
         "rows_compared": tv.source.count,
+        **(listed or {}),
     }
     if diff is not None:
         # Found by bisection over _id ranges (migration_assets/diff.py); counts are exact, the
@@ -164,13 +166,18 @@ def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
                 "diff_documents_reread": diff.stats.docs_decoded,
                 "diff_seconds": round(diff.stats.seconds, 3),
             }
+            acknowledged = {} if not v.acknowledged else {
+                "acknowledged_conflicts": len(v.acknowledged),
+                "acknowledged": dg.MetadataValue.md(markdown_table(
+                    ["entry", "what differs", "acknowledged by", "when", "why"],
+                    [(k, a.differs, a.acknowledged_by, a.acknowledged_at, a.reason) for k, a in sorted(v.acknowledged.items())]))}
             for t in loader.tables:
                 tv = v.tables[t.table]
                 table_diff = diff.tables.get(t.table) if diff is not None else None
                 yield from parity_results(table_key(t.table), tv, table_diff, diff_stats=stats, extra={
                     "source_documents": v.source_docs, "quarantined_documents": v.quarantined_docs,
                     "source_seconds": round(v.seconds_source, 3), "target_seconds": round(v.seconds_target, 3),
-                })
+                }, listed=acknowledged)
             sample = open_quarantine_sample(conn, loader.name)
             by_code = open_quarantine_by_reason(conn, loader.name)
         n = sum(by_code.values())

@@ -4,6 +4,7 @@ the file, and a dump may hold one ``_id`` twice."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 import struct
@@ -28,6 +29,18 @@ from migration_assets.source.documents import (
 
 def _in(key: str | None, lo: str | None, hi: str | None) -> bool:
     return key is not None and (lo is None or key >= lo) and (hi is None or key < hi)
+
+
+def merge_ranges(ranges: Sequence[Range]) -> list[Range]:
+    """Disjoint ``[lo, hi)`` ranges (None: unbounded) covering exactly ``ranges``, sorted."""
+    out: list[list] = []
+    for lo, hi in sorted(ranges, key=lambda r: r[0] or ""):
+        if out and (out[-1][1] is None or (lo or "") <= out[-1][1]):
+            if out[-1][1] is not None and (hi is None or hi > out[-1][1]):
+                out[-1][1] = hi
+            continue
+        out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
 
 
 class DumpSource:
@@ -121,9 +134,14 @@ class DumpSource:
     def iter_ranges(self, collection: str, ranges: Sequence[Range]) -> Iterator[bytes]:
         if not ranges:
             return
+        merged = merge_ranges(ranges)
+        starts = [lo or "" for lo, _ in merged]
         for raw, _ in self._iter_raw(collection):
             key = raw_id_hex(raw)
-            if any(_in(key, lo, hi) for lo, hi in ranges):
+            if key is None:
+                continue
+            i = bisect.bisect_right(starts, key) - 1  # the one merged range that could hold it
+            if i >= 0 and _in(key, *merged[i]):
                 yield raw
 
     def keys_before(self, collection: str, position: str | None) -> Iterator[str]:

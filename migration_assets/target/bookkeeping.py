@@ -1,6 +1,7 @@
 """Bookkeeping of the migration, the only writer of the ``migration`` schema's rows (and
 of ``id_map``): load checkpoints, the quarantine, id_map entries, deferred references,
-the ledger snapshot and the record of applied schema files.
+the rows the catch-up removed, acknowledged ledger conflicts, the ledger snapshot and the
+record of applied schema files.
 
 :func:`record_batch` writes everything a batch owes in the batch's own transaction, so its
 rows and its checkpoint commit together or not at all.
@@ -12,6 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from bson import json_util
@@ -299,6 +301,83 @@ def record_batch(conn: psycopg.Connection, loader: LoaderSpec, results: Sequence
     upsert_deferred(conn, pending)
     if checkpoint is not None:
         advance_checkpoint(conn, checkpoint)
+
+
+# --- removed rows -------------------------------------------------------------------------------
+
+DELETED = "deleted"
+
+
+def save_removed(conn: psycopg.Connection, loader: str, relation: str, where: str, params: Sequence[Any],
+                 document: str, run_id: str, effect: str = DELETED) -> int:
+    """Copy the rows of ``relation`` matching ``where`` into ``migration.removed_rows``
+    (before they are deleted or changed, in the same transaction); returns how many."""
+    return conn.execute(
+        f"INSERT INTO migration.removed_rows (loader, table_name, document, row, effect, run_id) "
+        f"SELECT %s, %s, %s, to_jsonb(t), %s, %s FROM {relation} t WHERE {where}",
+        [loader, relation.removeprefix("public."), document, effect, run_id, *params]).rowcount
+
+
+def removed_rows(conn: psycopg.Connection, loader: str | None = None) -> list[tuple[str, str, str, str, Any]]:
+    """(table, document, effect, run, row) of the rows the catch-up removed, newest first."""
+    return [tuple(r) for r in conn.execute(
+        "SELECT table_name, document, effect, run_id, row FROM migration.removed_rows "
+        "WHERE (%s::text IS NULL OR loader = %s) ORDER BY id DESC", [loader, loader]).fetchall()]
+
+
+# --- acknowledged ledger conflicts ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    legacy_object_id: str
+    source_text: str | None  # the document's canonical row when acknowledged (None: it had vanished)
+    target_text: str
+    differs: str
+    acknowledged_by: str
+    reason: str
+    acknowledged_at: Any
+
+
+def acknowledgements(conn: psycopg.Connection, loader: str) -> dict[str, Acknowledgement]:
+    """The latest acknowledgement of each entry of ``loader``."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (legacy_object_id) legacy_object_id, source_text, target_text, differs, "
+        "acknowledged_by, reason, acknowledged_at FROM migration.ledger_conflict_acks WHERE loader = %s "
+        "ORDER BY legacy_object_id, acknowledged_at DESC", [loader]).fetchall()
+    return {r[0]: Acknowledgement(*r) for r in rows}
+
+
+def acknowledge(conn: psycopg.Connection, loader: str, ack: Acknowledgement) -> None:
+    conn.execute(
+        "INSERT INTO migration.ledger_conflict_acks (loader, legacy_object_id, source_text, target_text, differs, "
+        "acknowledged_by, reason) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        [loader, ack.legacy_object_id, ack.source_text, ack.target_text, ack.differs, ack.acknowledged_by, ack.reason])
+
+
+# --- source digests of the last catch-up pass ---------------------------------------------------
+
+# prefix -> (raw count, raw sum, per-table row counts, per-table row sums)
+SavedBuckets = dict[str, tuple[int, int, list[int], list[int]]]
+
+
+def saved_source_digests(conn: psycopg.Connection, loader: str) -> tuple[str | None, SavedBuckets]:
+    """(fingerprint, buckets) the last catch-up pass of ``loader`` saved."""
+    rows = conn.execute("SELECT prefix, fingerprint, raw_count, raw_sum, row_counts, row_sums "
+                        "FROM migration.source_digests WHERE loader = %s", [loader]).fetchall()
+    fingerprints = {r[1] for r in rows}
+    if len(fingerprints) != 1:
+        return None, {}
+    return fingerprints.pop(), {p: (int(c), int(s), [int(x) for x in rc], [int(x) for x in rs])
+                                for p, _, c, s, rc, rs in rows}
+
+
+def save_source_digests(conn: psycopg.Connection, loader: str, fingerprint: str, buckets: SavedBuckets) -> None:
+    with conn.transaction():
+        conn.execute("DELETE FROM migration.source_digests WHERE loader = %s", [loader])
+        conn.cursor().executemany(
+            "INSERT INTO migration.source_digests (loader, prefix, fingerprint, raw_count, raw_sum, row_counts, "
+            "row_sums) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [[loader, p, fingerprint, c, s, rc, rs] for p, (c, s, rc, rs) in buckets.items()])
 
 
 # --- the ledger snapshot ------------------------------------------------------------------

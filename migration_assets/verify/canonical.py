@@ -14,9 +14,11 @@ any ``_id`` range on both sides (which is what the bisection diff needs).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from psycopg import sql
 
 from migration_assets.specs.kinds import Ref, legacy_hex
 from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, resolve_source
@@ -25,6 +27,11 @@ from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec,
 def hash60(text: str) -> int:
     """The first 60 bits of the text's md5, as ``migration.hash60`` computes them in SQL."""
     return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[:8], "big") >> 4
+
+
+def raw_hash60(raw: bytes) -> int:
+    """The same of a document's BSON bytes: two equal digests mean byte-identical documents."""
+    return int.from_bytes(hashlib.md5(raw).digest()[:8], "big") >> 4
 
 
 @dataclass
@@ -184,8 +191,27 @@ def prefix_bounds(prefix: str) -> tuple[str, str | None]:
     return prefix, prefix[:-1] + chr(nxt)
 
 
-def table_sql(table: TableSpec) -> TableSQL:
-    """SQL rendering of ``table``'s canonical projection."""
+OBJECT_ID_HEX = 24
+
+
+def object_id_bounds(prefix: str) -> tuple[str, str | None] | None:
+    """The ObjectId range (24 hex) of a hex prefix, or None if no ObjectId starts with it."""
+    try:
+        n = int(prefix, 16)
+    except ValueError:
+        return None
+    if len(prefix) > OBJECT_ID_HEX or prefix != prefix.lower():
+        return None
+    lo = prefix.ljust(OBJECT_ID_HEX, "0")
+    if n + 1 >= 16 ** len(prefix):
+        return lo, None
+    return lo, format(n + 1, f"0{len(prefix)}x").ljust(OBJECT_ID_HEX, "0")
+
+
+
+def table_sql(table: TableSpec, exclude: Collection[str] = ()) -> TableSQL:
+    """SQL rendering of ``table``'s canonical projection; ``exclude``: documents (legacy ids)
+    left out on this side as they are on the other (acknowledged ledger conflicts)."""
     joins: list[str] = []
     alias_for: dict[str, str] = {}
 
@@ -205,6 +231,13 @@ def table_sql(table: TableSpec) -> TableSQL:
     else:
         expr(table.column(table.parent_column))  # make sure the parent is joined
         key_expr = f"{alias_for[table.parent_column]}.legacy_object_id"
-    from_sql = f"public.{table.table} t" + "".join(joins)
+    relation = f"public.{table.table}"
+    if exclude:
+        ids = sql.Literal(sorted(exclude)).as_string(None)
+        relation = (f"(SELECT * FROM public.{table.table} WHERE legacy_object_id <> ALL({ids}::text[]))"
+                    if table.is_root else
+                    f"(SELECT c.* FROM public.{table.table} c JOIN public.{table.column(table.parent_column).ref_table} "
+                    f"p ON p.id = c.{table.parent_column} WHERE p.legacy_object_id <> ALL({ids}::text[]))")
+    from_sql = f"{relation} t" + "".join(joins)
     identity_expr = "concat_ws('/', " + ", ".join(identity_exprs) + ")"
     return TableSQL(table, from_sql, key_expr, identity_expr, column_exprs)

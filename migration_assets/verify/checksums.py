@@ -9,11 +9,14 @@ every table, ``source rows = target rows + quarantined rows`` must hold.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import multiprocessing as mp
 import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 
@@ -22,8 +25,10 @@ from migration_assets.source.documents import Source
 from migration_assets.source.scan import Scanned, scan
 from migration_assets.specs.columns import legacy_column
 from migration_assets.specs.model import MISSING, Column, DeferredRemap, LoaderSpec, TableSpec, resolve_source
+from migration_assets.target.bookkeeping import Acknowledgement, SavedBuckets
 from migration_assets.transform.context import needs_context, prepare_context
-from migration_assets.verify.canonical import Digest, source_rows, table_sql
+from migration_assets.verify.acknowledged import held_acknowledgements
+from migration_assets.verify.canonical import Digest, object_id_bounds, raw_hash60, source_rows, table_sql
 from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_batch, digest_documents, merge_buckets
 from migration_assets.verify.quarantined import QuarantineIndex
 
@@ -62,6 +67,21 @@ class LoaderVerification:
     seconds_target: float = 0.0
     context: Mapping = field(default_factory=dict)  # the loader context the source side used
     census: Census = field(default_factory=Census)  # every document's field paths, taken in the same pass
+    # Acknowledged ledger conflicts that still hold: left out of both sides, listed apart.
+    acknowledged: dict[str, Acknowledgement] = field(default_factory=dict)
+    # With ``reuse``: digests of the documents' bytes per prefix, what the source side's
+    # canonical code and context were (``fingerprint``), and how many documents it decoded.
+    raw_buckets: dict[str, list[int]] = field(default_factory=dict)
+    fingerprint: str = ""
+    docs_canonicalized: int = 0
+
+    def saved_buckets(self) -> SavedBuckets:
+        """What a catch-up pass saves for the next one to reuse."""
+        out: SavedBuckets = {}
+        for p, (c, s) in self.raw_buckets.items():
+            digests = [t.source_buckets.get(p, Digest()) for t in self.tables.values()]
+            out[p] = (c, s, [d.count for d in digests], [d.total for d in digests])
+        return out
 
     @property
     def ok(self) -> bool:
@@ -76,9 +96,14 @@ def verification_context(loader: LoaderSpec, source: Source, qindex: QuarantineI
 
 def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, *,
                   lo: str | None = None, hi: str | None = None, compiled: bool = True,
-                  workers: int = 1) -> LoaderVerification:
+                  workers: int = 1, census: bool = True,
+                  reuse: tuple[str | None, SavedBuckets] | None = None) -> LoaderVerification:
     """Counts and checksums of every table of ``loader``, both sides. ``workers`` > 1 hashes
-    the source side in that many processes (large collections without a context)."""
+    the source side in that many processes (large collections without a context);
+    ``census``: take the field-path census in the same pass (the checks do; a catch-up
+    pass does not need it). ``reuse``: digests a previous pass saved (fingerprint, buckets):
+    every document's bytes are read and hashed, but only the prefixes whose bytes changed
+    (or all, under another fingerprint) are canonicalized."""
     result = LoaderVerification(loader.name)
     bucketed = lo is None and hi is None
     for t in loader.tables:
@@ -86,16 +111,21 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     qindex = QuarantineIndex(conn, loader.name)
     ctx = verification_context(loader, source, qindex)
     result.context = ctx
+    result.acknowledged = held_acknowledgements(loader, source, conn)
 
     t0 = time.perf_counter()
-    kept = counted(loader, result, scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi))
+    scanned = scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi)
+    kept = counted(loader, result, (d for d in scanned if d.key not in result.acknowledged))
     prefix = BUCKET_PREFIX if bucketed else None
     if compiled:
         acc: Buckets = {}
+        if reuse is not None and bucketed:
+            kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
         if workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
-            hash_in_processes(loader, kept, prefix, workers, acc, result.census)
+            hash_in_processes(loader, kept, prefix, workers, acc, result.census if census else None)
         else:
-            digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix, result.census)
+            digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix,
+                             result.census if census else None)
         for i, t in enumerate(loader.tables):
             tv = result.tables[t.table]
             for p, (c, s) in acc.items():
@@ -105,7 +135,8 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source_buckets[p] = d
     else:
         for d in kept:
-            result.census.add(d.doc, d.key)
+            if census:
+                result.census.add(d.doc, d.key)
             for t in loader.tables:
                 tv = result.tables[t.table]
                 bucket = tv.source_buckets.setdefault(d.key[:BUCKET_PREFIX], Digest()) if bucketed else None
@@ -119,17 +150,69 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     for t in loader.tables:
         tv = result.tables[t.table]
         if bucketed:
-            sql, params = table_sql(t).prefix_digest_query(BUCKET_PREFIX)
+            sql, params = table_sql(t, result.acknowledged).prefix_digest_query(BUCKET_PREFIX)
             for p, count, total in conn.execute(sql, params).fetchall():
                 # prefix None: child rows whose parent is gone (the diff reports them apart)
                 tv.target_buckets[p] = Digest(int(count), int(total))
                 tv.target.merge(Digest(int(count), int(total)))
         else:
-            sql, params = table_sql(t).digest_query(lo, hi)
+            sql, params = table_sql(t, result.acknowledged).digest_query(lo, hi)
             count, total = conn.execute(sql, params).fetchone()
             tv.target = Digest(int(count), int(total))
     result.seconds_target = time.perf_counter() - t0
     return result
+
+
+def source_fingerprint(loader: LoaderSpec, ctx: Mapping) -> str:
+    """What the canonical digests of unchanged bytes depend on: the loader's canonical code,
+    the code of the canonical forms, and the collection-wide context."""
+    code = compile_canon(loader).source + "".join(canonical_code())
+    context = repr(sorted((k, sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in ctx.items()))
+    return hashlib.sha256(f"{code}\0{context}\0{BUCKET_PREFIX}".encode()).hexdigest()[:32]
+
+
+@functools.cache
+def canonical_code() -> tuple[str, ...]:
+    from migration_assets.specs import kinds
+    from migration_assets.verify import canonical, compiled_canon
+
+    return tuple(Path(m.__file__).read_text() for m in (kinds, canonical, compiled_canon))
+
+
+def changed_documents(loader: LoaderSpec, source: Source, qindex: QuarantineIndex, result: LoaderVerification,
+                      kept: Iterator[Scanned], reuse: tuple[str | None, SavedBuckets], acc: Buckets
+                      ) -> Iterator[Scanned]:
+    """Hash every kept document's bytes per prefix; fill ``acc`` with the saved canonical
+    digests of the prefixes whose bytes are unchanged, and return the documents of the
+    others, read again by range, to be canonicalized."""
+    raw = result.raw_buckets
+    result.fingerprint = source_fingerprint(loader, result.context)
+    saved_fp, saved = reuse
+
+    def hashed(docs: Iterator[Scanned], canonicalized: bool) -> Iterator[Scanned]:
+        for d in docs:
+            r = raw.setdefault(d.key[:BUCKET_PREFIX], [0, 0])
+            r[0] += 1
+            r[1] += raw_hash60(d.raw)
+            if canonicalized:
+                result.docs_canonicalized += 1
+                yield d
+
+    if saved_fp != result.fingerprint or not saved:
+        return hashed(kept, True)  # nothing to reuse: one pass, everything canonicalized
+    for _ in hashed(kept, False):
+        pass
+    stale = {p for p, (c, s) in raw.items() if p not in saved or tuple(saved[p][:2]) != (c, s)}
+    for p in raw.keys() - stale:
+        acc[p] = (list(saved[p][2]), list(saved[p][3]))
+
+    def again() -> Iterator[Scanned]:
+        ranges = [object_id_bounds(p) for p in sorted(stale)]
+        for d in scan(source, loader.collection, skip=qindex.scanner(), ranges=ranges):
+            if not d.skipped and d.key not in result.acknowledged and d.key[:BUCKET_PREFIX] in stale:
+                result.docs_canonicalized += 1
+                yield d
+    return again() if stale else iter(())
 
 
 def counted(loader: LoaderSpec, result: LoaderVerification, docs: Iterator[Scanned]) -> Iterator[Scanned]:
@@ -148,7 +231,7 @@ def counted(loader: LoaderSpec, result: LoaderVerification, docs: Iterator[Scann
 
 
 def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int | None, workers: int,
-                      acc: Buckets, census: Census) -> None:
+                      acc: Buckets, census: Census | None) -> None:
     """Batches hashed in other processes (digests are sums: any order). Which documents are
     kept was decided here, in source order. Workers come from a fork server: forking this
     process (threads of Dagster, pymongo, an earlier pool) can copy a lock in its taken
@@ -159,10 +242,10 @@ def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int |
         for d in docs:
             batch.append(d.raw)
             if len(batch) >= 5000:
-                yield loader.name, batch, prefix
+                yield loader.name, batch, prefix, census is not None
                 batch = []
         if batch:
-            yield loader.name, batch, prefix
+            yield loader.name, batch, prefix, census is not None
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["migration_assets.verify.compiled_canon"])
@@ -174,7 +257,8 @@ def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int |
     try:
         for part, their_census in pool.imap_unordered(digest_batch, batches()):
             merge_buckets(acc, part)
-            census.merge(their_census)
+            if census is not None:
+                census.merge(their_census)
         pool.close()
     except BaseException:
         pool.terminate()

@@ -145,11 +145,11 @@ def digest_documents(acc: Buckets, code: CompiledCanon, raws: Iterable[bytes], c
     return acc
 
 
-def digest_batch(args: tuple[str, list[bytes], int | None]) -> tuple[Buckets, Census]:
+def digest_batch(args: tuple[str, list[bytes], int | None, bool]) -> tuple[Buckets, Census | None]:
     """A worker process's share: one batch of one loader's documents (no context: loaders
-    that need one hash in the calling process)."""
-    name, raws, prefix_len = args
-    census = Census()
+    that need one hash in the calling process), with its census when asked for."""
+    name, raws, prefix_len, with_census = args
+    census = Census() if with_census else None
     return digest_documents({}, compile_canon(loader_named(name)), raws, {}, prefix_len, census), census
 
 

@@ -36,7 +36,14 @@ import psycopg
 from migration_assets.source.documents import Source
 from migration_assets.source.scan import scan
 from migration_assets.specs.model import LoaderSpec, TableSpec
-from migration_assets.verify.canonical import Digest, identity_columns, source_rows, table_sql
+from migration_assets.verify.canonical import (
+    OBJECT_ID_HEX,
+    Digest,
+    identity_columns,
+    object_id_bounds,
+    source_rows,
+    table_sql,
+)
 from migration_assets.verify.checksums import (
     BUCKET_PREFIX,
     LoaderVerification,
@@ -47,7 +54,6 @@ from migration_assets.verify.quarantined import QuarantineIndex
 
 STEP = 2  # hex characters per level: up to 256 children per range
 LEAF_ROWS = 256  # a range with at most this many rows on either side is compared row by row
-OBJECT_ID_HEX = 24
 
 ORPHAN = "(document row missing)"  # the "document" of child rows whose root row is gone
 KIND_LABELS = {"missing": "missing in PostgreSQL", "extra": "extra in PostgreSQL", "changed": "changed"}
@@ -68,7 +74,7 @@ class RowDifference:
 @dataclass
 class TableDiff:
     table: str
-    limit: int = 50
+    limit: int | None = 50  # None: every difference kept (the reconciliation acts on all)
     missing: int = 0
     extra: int = 0
     changed: int = 0
@@ -80,7 +86,7 @@ class TableDiff:
 
     def add(self, d: RowDifference) -> None:
         setattr(self, d.kind, getattr(self, d.kind) + 1)
-        if len(self.sample) < self.limit:
+        if self.limit is None or len(self.sample) < self.limit:
             self.sample.append(d)
 
     def of_kind(self, kind: str) -> list[RowDifference]:
@@ -118,20 +124,6 @@ class LoaderDiff:
 
 # --- ranges ------------------------------------------------------------------------------
 
-def object_id_bounds(prefix: str) -> tuple[str, str | None] | None:
-    """The ObjectId range (24 hex) of a hex prefix, or None if no ObjectId starts with it."""
-    try:
-        n = int(prefix, 16)
-    except ValueError:
-        return None
-    if len(prefix) > OBJECT_ID_HEX or prefix != prefix.lower():
-        return None
-    lo = prefix.ljust(OBJECT_ID_HEX, "0")
-    if n + 1 >= 16 ** len(prefix):
-        return lo, None
-    return lo, format(n + 1, f"0{len(prefix)}x").ljust(OBJECT_ID_HEX, "0")
-
-
 def _covering(key: str, prefixes: set[str], lengths: list[int]) -> str | None:
     for n in lengths:
         if key[:n] in prefixes:
@@ -148,7 +140,7 @@ def scan_prefixes(source: Source, collection: str, prefixes: Iterable[str],
     lengths = sorted({len(p) for p in wanted}, reverse=True)
     ranges = [b for b in (object_id_bounds(p) for p in sorted(wanted)) if b is not None]
     for d in scan(source, collection, skip=qindex.scanner(), ranges=ranges):
-        if d.skipped:
+        if d.skipped or d.key in qindex.exclude:
             continue
         prefix = _covering(d.key, wanted, lengths)
         if prefix is not None and d.doc is not None:
@@ -231,7 +223,7 @@ class _Level:
 
 def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
                 verification: LoaderVerification | None = None, tables: Iterable[str] | None = None,
-                limit: int = 50, leaf_rows: int = LEAF_ROWS, step: int = STEP) -> LoaderDiff:
+                limit: int | None = 50, leaf_rows: int = LEAF_ROWS, step: int = STEP) -> LoaderDiff:
     """The differing rows of ``loader``'s tables (``tables``: a subset), found by bisection.
 
     ``verification`` (a whole-table ``verify_loader`` result) supplies level 0; without
@@ -242,13 +234,14 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
     stats = DiffStats()
     names = [t.table for t in loader.tables] if tables is None else list(tables)
     specs = {n: loader.table(n) for n in names}
-    sqls = {n: table_sql(specs[n]) for n in names}
     out = LoaderDiff(loader.name, {n: TableDiff(n, limit) for n in names}, stats)
     if verification is None:
         verification = verify_loader(loader, source, conn)
         stats.docs_decoded += verification.source_docs
     ctx: Mapping = verification.context
     qindex = QuarantineIndex(conn, loader.name)
+    qindex.exclude = set(verification.acknowledged)  # out of both sides, as in the verification
+    sqls = {n: table_sql(specs[n], qindex.exclude) for n in names}
 
     level = _Level({n: dict(verification.tables[n].source_buckets) for n in names},
                    {n: dict(verification.tables[n].target_buckets) for n in names})

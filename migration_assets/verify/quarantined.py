@@ -17,6 +17,7 @@ class QuarantineIndex:
     def __init__(self, conn: psycopg.Connection, loader: str):
         self.dupes, self.content = open_quarantine_keys(conn, loader)
         self.seen: Counter[str] = Counter()
+        self.exclude: set[str] = set()  # documents left out of both sides for another reason (acknowledged)
 
     def ids(self) -> set[str]:
         return set(self.content)

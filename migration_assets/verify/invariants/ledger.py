@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from migration_assets.specs.kinds import legacy_hex
 from migration_assets.specs.model import MISSING, LedgerSpec, LoaderSpec, resolve_source
 from migration_assets.specs.registry import all_loaders
 from migration_assets.target.bookkeeping import SNAPSHOT, record_ledger_snapshot
+from migration_assets.verify.acknowledged import held_acknowledgements
 from migration_assets.verify.invariants.result import SAMPLE, InvariantResult
 from migration_assets.verify.quarantined import QuarantineIndex
 
@@ -130,7 +132,7 @@ def _decimal(v: Any) -> Decimal | None:
 BalanceKey = tuple[str, str | None, str]  # (account, user legacy id, currency)
 
 
-def source_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection
+def source_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection, exclude: Collection[str] = ()
                     ) -> tuple[dict[BalanceKey, Decimal], dict[BalanceKey, Decimal], int]:
     """Mongo's ledger balances (credits - debits) per (account, user, currency): of the
     entries the loader accepted, and apart, of the quarantined ones; and how many entries
@@ -142,6 +144,8 @@ def source_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection
     quarantined: dict[BalanceKey, Decimal] = defaultdict(Decimal)
     unreadable = 0
     for d in scan(source, loader.collection, skip=qindex.scanner()):
+        if d.key in exclude:
+            continue
         try:
             doc = d.doc
             v = {n: resolve_source(c, doc, doc, 0, {}) for n, c in cols.items()}
@@ -158,12 +162,14 @@ def source_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection
     return dict(loaded), dict(quarantined), unreadable
 
 
-def target_balances(conn: psycopg.Connection, loader: LoaderSpec) -> dict[BalanceKey, Decimal]:
+def target_balances(conn: psycopg.Connection, loader: LoaderSpec, exclude: Collection[str] = ()
+                    ) -> dict[BalanceKey, Decimal]:
     table, users = loader.root.table, loader.root.column("user_id").ref_table
     rows = conn.execute(
         f"SELECT f.account, u.legacy_object_id, f.currency::text, "
         f"sum(CASE f.direction WHEN 'credit' THEN f.amount ELSE -f.amount END) "
-        f"FROM public.{table} f LEFT JOIN public.{users} u ON u.id = f.user_id GROUP BY 1, 2, 3").fetchall()
+        f"FROM public.{table} f LEFT JOIN public.{users} u ON u.id = f.user_id "
+        f"WHERE f.legacy_object_id <> ALL(%s) GROUP BY 1, 2, 3", [list(exclude)]).fetchall()
     return {(a, u, c): Decimal(s) for a, u, c, s in rows}
 
 
@@ -181,8 +187,9 @@ def ledger_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection
     table = loader.root.table
     out = InvariantResult("ledger_balances_match_source", table, limit=limit,
                           warnings=frozenset({"entries_quarantined"}))
-    expected, quarantined, unreadable = source_balances(loader, source, conn)
-    actual = target_balances(conn, loader)
+    held = held_acknowledgements(loader, source, conn)  # left out of both sides, listed apart
+    expected, quarantined, unreadable = source_balances(loader, source, conn, held)
+    actual = target_balances(conn, loader, held)
     keys = sorted(set(expected) | set(actual), key=lambda k: (k[0], k[1] or "", k[2]))
     total_delta = Decimal(0)
     for k in keys:
@@ -193,6 +200,8 @@ def ledger_balances(loader: LoaderSpec, source: Source, conn: psycopg.Connection
                     f"delta {(a - e).normalize():f}")
     for k, amount in sorted(quarantined.items(), key=lambda kv: balance_label(kv[0])):
         out.add("entries_quarantined", balance_label(k), f"quarantined entries sum to {amount.normalize():f} (not migrated)")
+    for legacy, ack in sorted(held.items()):
+        out.add("acknowledged_conflict", legacy, f"{ack.differs}; acknowledged by {ack.acknowledged_by}: {ack.reason}")
     out.measures.update({
         "balances_compared": len(keys),
         "balances_differing": out.reasons.get("balance_mismatch", 0),

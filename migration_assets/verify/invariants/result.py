@@ -25,8 +25,10 @@ class InvariantResult:
     reasons: dict[str, int] = field(default_factory=dict)  # exact counts by reason
     measures: dict[str, int | float] = field(default_factory=dict)
     limit: int = SAMPLE
-    # Reasons that are reported but do not fail the invariant (surfaced, e.g. quarantined).
+    # Reasons that fail the invariant with severity WARN only (surfaced, e.g. quarantined).
     warnings: frozenset[str] = frozenset()
+    # Reasons that are only listed and fail nothing (an acknowledged ledger conflict).
+    listed: frozenset[str] = frozenset({"acknowledged_conflict"})
 
     def add(self, reason: str, subject: str, detail: str = "", count: int = 1) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + count
@@ -35,15 +37,15 @@ class InvariantResult:
 
     @property
     def errors(self) -> int:
-        return sum(n for r, n in self.reasons.items() if r not in self.warnings)
+        return sum(n for r, n in self.reasons.items() if r not in self.warnings and r not in self.listed)
 
     @property
     def warned(self) -> int:
-        return sum(n for r, n in self.reasons.items() if r in self.warnings)
+        return sum(n for r, n in self.reasons.items() if r in self.warnings and r not in self.listed)
 
     @property
     def passed(self) -> bool:
-        return not self.reasons
+        return not (self.errors or self.warned)
 
     @property
     def subjects(self) -> list[str]:

@@ -1,0 +1,165 @@
+"""The catch-up that misses nothing (``cutover/reconcile.py``) as Dagster pieces:
+
+* ``reconcile``: a job that reconciles the loaders its config names (FK order), re-syncing
+  exactly the new, changed and vanished documents; each table's asset gets an observation
+  with the pass's counts (the UI shows them on the table);
+* ``parity_failure_sensor``: the second trigger next to ``source_change_sensor``. A
+  ``row_count_parity`` or ``checksum_parity`` that a scheduled verification found failing,
+  on a non-ledger table, requests one reconciliation of that loader (run key: the loader and
+  the failing run). A loader still failing after ``MAX_RECONCILIATIONS`` of them is left to
+  people; ``migration-assets status`` says so.
+"""
+
+import dagster as dg
+
+from migration_assets.cutover.reconcile import Reconciliation, reconcile_loaders
+from migration_assets.defs.jobs import hourly_verification
+from migration_assets.factory.keys import table_key
+from migration_assets.factory.metadata import markdown_table
+from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.specs.model import LoaderSpec
+from migration_assets.specs.registry import all_loaders
+
+PARITY = ("row_count_parity", "checksum_parity")
+MAX_RECONCILIATIONS = 3
+LABELS = {"new": "new", "changed": "changed", "removed": "removed", "conflicts": "immutable conflict (kept)"}
+LISTED = 1000  # document ids per kind an observation lists (the counts are exact)
+RECONCILE_TAG = "reconcile_loader"
+SCHEDULE_TAG = "dagster/schedule_name"
+HISTORY = 20  # executions of a check looked back at for its last pass
+
+
+class ReconcileConfig(dg.Config):
+    """Which loaders to reconcile (names; empty: every loader), and whether to write."""
+
+    loaders: list[str] = []
+    dry_run: bool = False
+    full: bool = False  # canonicalize every document instead of reusing the last pass's digests
+
+
+def observation(loader: LoaderSpec, r: Reconciliation, table: str) -> dg.AssetObservation:
+    meta = {"reconciliation": "dry run: nothing written" if r.dry_run else "applied",
+            "documents_new": len(r.new), "documents_changed": len(r.changed), "documents_removed": len(r.removed),
+            "immutable_conflicts": len(r.conflicts), "documents_read": r.documents_read,
+            "documents_decoded": r.documents_decoded,
+            "ranges_hashed": r.ranges_hashed, "postgres_rows_fetched": r.rows_fetched,
+            "seconds": round(r.seconds, 3)}
+    if r.resync is not None:
+        meta["rows_inserted_or_changed"] = r.resync.rows_changed.get(table, 0)
+        meta["documents_not_applied"] = len(r.refused)
+    if table == loader.root.table and (r.documents or r.conflicts):
+        kinds = {"new": r.new, "changed": r.changed, "removed": r.removed, "conflicts": r.conflicts}
+        rows = [(d, LABELS[kind]) for kind, ids in kinds.items() for d in ids]
+        meta["documents"] = dg.MetadataValue.md(markdown_table(["document _id", "difference"], rows[:200]))
+        meta["document_ids"] = dg.MetadataValue.json({k: ids[:LISTED] for k, ids in kinds.items()})
+    return dg.AssetObservation(asset_key=table_key(table), metadata=meta)
+
+
+@dg.op(name="reconcile_step", description="Reconciles the configured loaders: finds the new, changed and vanished "
+                                          "documents by digests and bisection and re-syncs exactly those.")
+def reconcile_step(context: dg.OpExecutionContext, config: ReconcileConfig, mongo: MongoSourceResource,
+                   postgres: PostgresTargetResource) -> dg.Output:
+    unknown = set(config.loaders) - {l.name for l in all_loaders()}
+    if unknown:
+        raise dg.Failure(f"no loader named {', '.join(sorted(unknown))}")
+    loaders = [l for l in all_loaders() if not config.loaders or l.name in config.loaders]
+    with mongo.session() as source, postgres.connect("reconcile") as conn:
+        done = reconcile_loaders(loaders, source, conn, run_id=context.run.run_id, dry_run=config.dry_run,
+                                 workers=mongo.checksum_workers, full=config.full)
+    totals = {"loaders": len(done), "documents_new": 0, "documents_changed": 0, "documents_removed": 0,
+              "documents_quarantined": 0, "immutable_conflicts": 0, "documents_read": 0, "documents_decoded": 0,
+              "ranges_hashed": 0,
+              "postgres_rows_fetched": 0}
+    refused: dict[str, str] = {}
+    for loader, r in zip(loaders, done):
+        for t in loader.table_names:
+            context.log_event(observation(loader, r, t))
+        context.log.info(r.summary)
+        for k, v in (("documents_new", len(r.new)), ("documents_changed", len(r.changed)),
+                     ("documents_removed", len(r.removed)), ("immutable_conflicts", len(r.conflicts)),
+                     ("documents_read", r.documents_read), ("documents_decoded", r.documents_decoded),
+                     ("ranges_hashed", r.ranges_hashed),
+                     ("postgres_rows_fetched", r.rows_fetched)):
+            totals[k] += v
+        quarantined = set(r.resync.quarantined) if r.resync else set()
+        totals["documents_quarantined"] += len(quarantined)  # bad input: quarantined with its reason, as in a load
+        refused.update({f"{loader.name} {d}": why for d, why in r.refused.items() if d not in quarantined})
+    if refused:
+        first = next(iter(sorted(refused.values())))
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise dg.Failure(description=f"{len(refused)} document(s) could not be re-synced: {first}{more}", metadata={
+            **totals, "not_applied": dg.MetadataValue.md(markdown_table(["document", "why"], sorted(refused.items())))})
+    return dg.Output(totals, metadata=totals)
+
+
+@dg.job(name="reconcile", tags={"kind": "reconcile"},
+        description="The catch-up that misses nothing: new, changed (updatedAt or not) and deleted documents reach "
+                    "PostgreSQL; removed rows are kept in migration.removed_rows; the ledger is never rewritten.")
+def reconcile_job():
+    reconcile_step()
+
+
+# --- the second trigger -----------------------------------------------------------------------
+
+def parity_keys(loader: LoaderSpec) -> list[dg.AssetCheckKey]:
+    return [dg.AssetCheckKey(table_key(t), name) for t in loader.table_names for name in PARITY]
+
+
+def reconciliations_since_green(instance: dg.DagsterInstance, loader: LoaderSpec) -> int:
+    """Reconciliation runs of ``loader`` since its parity checks last all passed (for a check
+    that never passed: since ever)."""
+    events = instance.event_log_storage
+    last_passed = [next((r.create_timestamp for r in events.get_asset_check_execution_history(k, limit=HISTORY)
+                         if r.status.value == "SUCCEEDED"), None) for k in parity_keys(loader)]
+    since = 0.0 if None in last_passed else min(last_passed, default=0.0)
+    runs = instance.get_run_records(filters=dg.RunsFilter(tags={RECONCILE_TAG: loader.name}), limit=50)
+    return sum(1 for r in runs if r.create_timestamp.timestamp() > since)
+
+
+def left_to_people(instance: dg.DagsterInstance, loader: LoaderSpec) -> int | None:
+    """The reconciliations that did not help, when a loader's parity still fails after
+    ``MAX_RECONCILIATIONS`` of them (None otherwise)."""
+    if loader.append_only or failing_scheduled(instance, loader) is None:
+        return None
+    done = reconciliations_since_green(instance, loader)
+    return done if done >= MAX_RECONCILIATIONS else None
+
+
+def failing_scheduled(instance: dg.DagsterInstance, loader: LoaderSpec) -> str | None:
+    """The run of a scheduled verification in which a parity check of ``loader`` failed last."""
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(parity_keys(loader))
+    for record in records.values():
+        if record.status.value != "FAILED":
+            continue
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and run.tags.get(SCHEDULE_TAG) == hourly_verification.name:
+            return record.run_id
+    return None
+
+
+@dg.sensor(name="parity_failure_sensor", job=reconcile_job, minimum_interval_seconds=120,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="A parity check a scheduled verification found failing (non-ledger table) -> one "
+                       "reconciliation of its loader; left to people after a few that did not help.")
+def parity_failure_sensor(context: dg.SensorEvaluationContext):
+    requests, notes = [], []
+    for loader in all_loaders():
+        if loader.append_only:
+            continue  # the ledger is never rewritten: its conflicts are for auditors
+        run_id = failing_scheduled(context.instance, loader)
+        if run_id is None:
+            continue
+        done = left_to_people(context.instance, loader)
+        if done is not None:
+            notes.append(f"{loader.name}: still failing after {done} reconciliations; left to people")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=f"reconcile-{loader.name}-{run_id}",
+            run_config={"ops": {"reconcile_step": {"config": {"loaders": [loader.name]}}}},
+            tags={RECONCILE_TAG: loader.name, "failing_run": run_id}))
+    if not requests:
+        return dg.SensorResult(skip_reason="; ".join(notes) or "no parity check of a scheduled verification fails")
+    return dg.SensorResult(run_requests=requests)
+
+
+defs = dg.Definitions(jobs=[reconcile_job], sensors=[parity_failure_sensor])
