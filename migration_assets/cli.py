@@ -314,7 +314,7 @@ def when(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def domain_status(conn, inst, checks, d: str, running: dict[str, int]) -> tuple[dict, list[str]]:
+def domain_status(conn, inst, checks, d: str, running: dict[str, int], by_pool: dict) -> tuple[dict, list[str]]:
     """One domain's state (as ``status --json`` gives it) and what in it needs attention."""
     from migration_assets.console.jsonout import timestamp
     from migration_assets.cutover.readiness import domain_gaps
@@ -346,8 +346,16 @@ def domain_status(conn, inst, checks, d: str, running: dict[str, int]) -> tuple[
         attention.append(f"{d}: {row['quarantined']} document(s) in the open quarantine")
     if gaps:
         attention.append(f"{d}: open dual-write gaps {gaps}")
-    attention += [f"{d}: load of {name} interrupted after {n} documents (re-run migrate to resume)"
-                  for name, n in row["interrupted_loads"].items()]
+    for name, n in row["interrupted_loads"].items():
+        h = by_pool.get(f"table_{name}")
+        if h is None:
+            attention.append(f"{d}: load of {name} interrupted after {n} documents (re-run migrate to resume)")
+        elif h.dead:
+            attention.append(f"{d}: load of {name} interrupted after {n} documents; {h.describe()} has no live "
+                             f"process: re-run migrate (it releases the run and resumes), or "
+                             f"`migration-assets release {h.run.run_id[:8]}`")
+        else:
+            attention.append(f"{d}: {name} is being loaded by {h.describe()}; {n} documents committed so far")
     row["left_to_people"] = {l.name: n for l in loaders if (n := left_to_people(inst, l)) is not None}
     attention += [f"{d}: {name} still differs after {n} reconciliations; left to people (`migration-assets diff "
                   f"TABLE` names the rows)" for name, n in row["left_to_people"].items()]
@@ -358,25 +366,35 @@ def cmd_status(args) -> int:
     """One line per domain, then what needs attention."""
     from migration_assets.console.jsonout import emit
     from migration_assets.console.render import make_console, table
+    from migration_assets.orchestration.dead_runs import holders
     from migration_assets.target.bookkeeping import interrupted_loads
     from migration_assets.target.gaps import open_gap_counts
 
     defs, inst = get_definitions(), instance()
     checks = latest_checks(inst, defs)
+    runs = holders(inst)
+    by_pool = {pool: h for h in runs for pool in h.pools}
+    stuck = [h for h in runs if h.dead]
     rows, attention = [], []
     with target_conn() as conn:
         gaps = open_gap_counts(conn)
         running = interrupted_loads(conn)
         for d in present_domains(DOMAINS):
-            row, notes = domain_status(conn, inst, checks, d, running)
+            row, notes = domain_status(conn, inst, checks, d, running, by_pool)
             rows.append(row)
             attention += notes
+    attention += [f"{h.describe()} is recorded as running but no process is behind it: "
+                  f"`migration-assets release {h.run.run_id[:8]}` frees it" for h in stuck
+                  if not any(f"release {h.run.run_id[:8]}" in a for a in attention)]
     other_gaps = sum(gaps.values()) - sum(r["open_gaps"] for r in rows)
     if other_gaps:
         attention.append(f"{other_gaps} open dual-write gap(s) of entities no domain claims: {gaps}")
     status = checks_status(f["status"] for r in rows for f in r["checks"]["failed"])
     if args.json:
-        emit({"command": "status", "exit_status": int(status), "domains": rows, "attention": attention})
+        emit({"command": "status", "exit_status": int(status), "domains": rows, "attention": attention,
+              "stuck_runs": [{"run_id": h.run.run_id, "job": h.run.job_name, "status": h.run.status.value,
+                              "worker": h.worker.describe() if h.worker else None, "pools": sorted(set(h.pools))}
+                             for h in stuck]})
         return status
     console = make_console()
     console.print(table(
@@ -704,6 +722,29 @@ def cmd_ledger_conflicts(args) -> int:
     return status
 
 
+def cmd_release(args) -> int:
+    """Frees a run that holds pool slots with no live process behind it (``status`` lists them)."""
+    from migration_assets.console.errors import UsageError
+    from migration_assets.orchestration.dead_runs import find_holder, release
+
+    inst = instance()
+    h = find_holder(inst, args.run_id)
+    if h is None:
+        raise UsageError(f"no run {args.run_id!r} is recorded (give the id `migration-assets status` prints)")
+    label = f"run {h.run.run_id[:8]} ({h.run.job_name})"
+    if not h.run.is_finished and h.worker is not None and h.worker.local and h.worker.alive():
+        print(f"release: {label} is alive ({h.worker.describe()}); stop it with Ctrl-C or "
+              f"`kill -TERM {h.worker.pid}` (it cancels cleanly), or terminate it in the UI", file=sys.stderr)
+        return 1
+    if h.run.is_finished and not h.pools:
+        print(f"release: {label} has ended ({h.run.status.value}) and holds no pool slot; nothing to release")
+        return 0
+    ended = h.run.is_finished
+    freed = release(inst, h, "released by the operator (migration-assets release)")
+    print(f"release: {label}: " + ("" if ended else "marked failed, ") + f"{freed} pool slot(s) freed")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true",
@@ -784,6 +825,10 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", parents=[jobs], help="follow the runs in progress (progress, check results) until they end")
     w.add_argument("--domain", default=None)
     w.set_defaults(fn=cmd_watch)
+    rl = sub.add_parser("release", parents=[common],
+                        help="free the pool slots of a run whose process died (status lists them)")
+    rl.add_argument("run_id", help="the run's id, or its first characters")
+    rl.set_defaults(fn=cmd_release)
     return p
 
 

@@ -29,6 +29,7 @@ FLOORS = [
     {"cutover"},
     {"generator"},
     {"factory"},
+    {"orchestration"},
     {"defs", "definitions"},
     {"cli", "console"},
 ]

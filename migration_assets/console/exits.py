@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 from enum import IntEnum
 
@@ -11,12 +12,18 @@ class Exit(IntEnum):
     FAILED = 1  # an ERROR check failed, a run failed, or a verdict / diff says no
     USAGE = 2  # unknown command, domain or table
     WARNINGS = 3  # only WARN checks failed (quarantine, unresolved references)
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): the run was canceled, the shell's 128 + signal
+    TERMINATED = 143  # SIGTERM: the same
+
+    @classmethod
+    def for_signal(cls, signum: int) -> Exit:
+        return cls.TERMINATED if signum == signal.SIGTERM else cls.INTERRUPTED
 
 
 def worst(statuses: Iterable[int]) -> Exit:
     """The status of several outcomes: a failure outweighs warnings, warnings outweigh OK."""
     seen = set(statuses)
-    for status in (Exit.USAGE, Exit.FAILED, Exit.WARNINGS):
+    for status in (Exit.TERMINATED, Exit.INTERRUPTED, Exit.USAGE, Exit.FAILED, Exit.WARNINGS):
         if status in seen:
             return status
     return Exit.OK

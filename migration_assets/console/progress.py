@@ -69,6 +69,7 @@ class RunState:
         self.status: str | None = None  # SUCCESS / FAILURE / CANCELED once the run ended
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.signum: int | None = None  # the signal that canceled it from this command line
 
     @property
     def label(self) -> str:
@@ -143,6 +144,8 @@ class RunState:
         return done
 
     def exit_status(self) -> Exit:
+        if self.signum:
+            return Exit.for_signal(self.signum)
         severities = [c.severity for a in self.assets.values() for c in a.failed_checks]
         return for_checks(severities, run_failed=self.status != "SUCCESS")
 

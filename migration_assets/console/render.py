@@ -85,6 +85,8 @@ def describe(a: AssetState) -> str:
         parts.append(f"{m['dagster/row_count']} rows")
     if parts and "duration_s" in m and not a.observed:
         parts[-1] += f" in {m['duration_s']:.1f}s"
+    if m.get("resumed_from", "-") != "-":
+        parts[-1] += f" (resumed the interrupted load after {m['resumed_from']})"
     if a.planned and a.metadata is None:
         parts.append("not materialized")
     if a.checks_planned and not a.observed:

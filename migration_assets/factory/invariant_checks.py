@@ -67,7 +67,9 @@ def invariant_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
         key = table_key(t.table)
         if has_refs(t):
             specs.append(dg.AssetCheckSpec("no_orphan_references", asset=key, blocking=True,
-                                           description="every reference names an existing row (ERROR)"))
+                                           description="every reference names an existing row (ERROR). Reads the referenced "
+                                                       "tables, of whatever domain: that row is what the reference "
+                                                       "promises; rows the application dual-wrote there count"))
         if has_enums(t):
             specs.append(dg.AssetCheckSpec("enum_values_valid", asset=key, blocking=True,
                                            description="enum columns hold their type's values, and the types the spec's"))
@@ -77,7 +79,8 @@ def invariant_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
         specs.append(dg.AssetCheckSpec(
             "source_references_resolve", asset=table_key(loader.root.table), blocking=False,
             description="references in Mongo that point nowhere, one by one: each must be quarantined "
-                        "(WARN lists them; ERROR if one is not quarantined)"))
+                        "(WARN lists them; ERROR if one is not quarantined). Reads the referenced tables' "
+                        "legacy ids, of whatever domain, to know which targets PostgreSQL lacks"))
     return specs
 
 
