@@ -383,9 +383,9 @@ def cmd_status(args) -> int:
             row, notes = domain_status(conn, inst, checks, d, running, by_pool)
             rows.append(row)
             attention += notes
+    named = {by_pool[p].run.run_id for p in (f"table_{name}" for name in running) if p in by_pool}
     attention += [f"{h.describe()} is recorded as running but no process is behind it: "
-                  f"`migration-assets release {h.run.run_id[:8]}` frees it" for h in stuck
-                  if not any(f"release {h.run.run_id[:8]}" in a for a in attention)]
+                  f"`migration-assets release {h.run.run_id[:8]}` frees it" for h in stuck if h.run.run_id not in named]
     other_gaps = sum(gaps.values()) - sum(r["open_gaps"] for r in rows)
     if other_gaps:
         attention.append(f"{other_gaps} open dual-write gap(s) of entities no domain claims: {gaps}")
@@ -732,7 +732,7 @@ def cmd_release(args) -> int:
     if h is None:
         raise UsageError(f"no run {args.run_id!r} is recorded (give the id `migration-assets status` prints)")
     label = f"run {h.run.run_id[:8]} ({h.run.job_name})"
-    if not h.run.is_finished and h.worker is not None and h.worker.local and h.worker.alive():
+    if h.alive:
         print(f"release: {label} is alive ({h.worker.describe()}); stop it with Ctrl-C or "
               f"`kill -TERM {h.worker.pid}` (it cancels cleanly), or terminate it in the UI", file=sys.stderr)
         return 1

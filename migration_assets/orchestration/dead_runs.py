@@ -47,6 +47,11 @@ class RunHolder:
     pools: tuple[str, ...]
 
     @property
+    def alive(self) -> bool:
+        """It has not ended and its process is known to live (on this host)."""
+        return not self.run.is_finished and self.worker is not None and self.worker.local and self.worker.alive()
+
+    @property
     def dead(self) -> bool:
         """Its process is known to be gone (on this host), or it ended and kept its slots."""
         if self.run.is_finished:
