@@ -1,4 +1,5 @@
-# One image for the user-code server, the webserver, the daemon and the schema job.
+# One image for the user-code server, the webserver, the daemon, the schema job and the Celery
+# workers (dagster-celery and redis come with the project's dependencies).
 FROM python:3.11-slim
 WORKDIR /app
 # psql: the schema service pipes the platform role's GRANTs to the owner (docker-compose.yml).
@@ -10,5 +11,6 @@ COPY docker ./docker
 COPY workspace.yaml dagster.yaml ./
 RUN pip install --no-cache-dir -e . \
  && mkdir -p /opt/dagster/home \
- && cp dagster.yaml /opt/dagster/home/dagster.yaml
+ && cp dagster.yaml /opt/dagster/home/dagster.yaml \
+ && cp docker/celery.yaml /opt/dagster/celery.yaml
 ENV DAGSTER_HOME=/opt/dagster/home

@@ -380,11 +380,85 @@ def dlt_load(dataset: str, n: int, url: str, limit: int | None = None) -> dict[s
             "load_info": str(info).splitlines()[0][:200], "peak_rss_mb": peak_rss_mb()}
 
 
+class ServerCpu:
+    """CPU seconds of the whole PostgreSQL server: the postmaster and every backend, ended ones
+    included (the postmaster's reaped children): a ranged load's steps each have their own."""
+
+    def __init__(self, conn):
+        directory = conn.execute("SHOW data_directory").fetchone()[0]
+        self.postmaster = int(Path(directory, "postmaster.pid").read_text().split()[0])
+        self.start = self._now()
+
+    @staticmethod
+    def _stat(pid: int) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    def _now(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        f = self._stat(self.postmaster)
+        total = sum(int(x) for x in f[11:15]) / tick  # its own and its reaped children's
+        for child in Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text().split():
+            try:
+                c = self._stat(int(child))
+                total += (int(c[11]) + int(c[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass  # ended meanwhile: counted once the postmaster reaps it
+        return total
+
+    def done(self) -> float:
+        return round(self._now() - self.start, 3)
+
+
+def ranged_job():
+    """The dataset's tables (and their checks) as one Dagster job (BENCH_DATASET)."""
+    from migration_assets.definitions import defs
+    from migration_assets.factory.keys import table_key
+
+    keys = {table_key(t) for l in measured(os.environ["BENCH_DATASET"]) for t in l.table_names}
+    return defs().resolve_job_def("migrate_all_tables").get_subset(asset_selection=keys)
+
+
+def platform_ranges(dataset: str, n: int, url: str, limit: int | None = None, ranges: int = 1) -> dict[str, Any]:
+    """(e): the dataset's tables and checks as a Dagster run with the multiprocess executor,
+    every ranged loader in ``ranges`` range steps (step start-ups included)."""
+    import tempfile
+
+    import dagster as dg
+
+    home = tempfile.mkdtemp(prefix="bench_home_")
+    Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ.update(DAGSTER_HOME=home, BENCH_DATASET=dataset, MIGRATION_SOURCE="dump", MONGODB_DATABASE=DATABASE,
+                      MONGODUMP_DIR=str(dump_path(dataset, n)), MONGODB_URI="mongodb://127.0.0.1:1/",
+                      MIGRATION_PG_URL=url, MIGRATION_PG_ALLOWED_HOSTS=",".join(ALLOWED))
+    loaders = measured(dataset)
+    source = source_for(dataset, n)
+    config = {"ops": {f"load_{l.name}": {"config": {"ranges": str(ranges), "batch_size": 5000,
+                                                     "progress_interval_s": 60.0}} for l in loaders if l.ranged},
+              "execution": {"config": {"multiprocess": {"max_concurrent": max(2, ranges)}}}}
+    with tg.connect(url, ALLOWED) as conn:
+        server = ServerCpu(conn)
+    cpu = Cpu()
+    t0 = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(dg.reconstructable(ranged_job), instance=instance, run_config=config)
+        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed
+                  and e.severity == dg.AssetCheckSeverity.ERROR] if result.success else ["run failed"]
+    seconds = time.perf_counter() - t0
+    used = cpu.done()
+    return {"seconds": seconds, "docs": doc_count(source, loaders), "ranges": ranges, "verified": result.success
+            and not failed, "failed": failed, "client_cpu_s": used["client_cpu_s"], "server_cpu_s": server.done(),
+            "peak_rss_mb": peak_rss_mb(),
+            "method": "dg.execute_job of the tables and their checks, multiprocess executor"}
+
+
 KINDS = {"ceiling": ceiling, "platform": platform, "platform_reference": platform_reference, "naive": naive, "naive_to_sql": naive_to_sql, "dlt": dlt_load,
          "parents": parents}
 
 if __name__ == "__main__":
     kind, dataset, n, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     limit = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
-    result = KINDS[kind](dataset, n, url, limit)
+    if kind.startswith("ranges_"):  # (e): ranges_1, ranges_2, ranges_4
+        result = platform_ranges(dataset, n, url, limit, ranges=int(kind.split("_")[1]))
+    else:
+        result = KINDS[kind](dataset, n, url, limit)
     print("RESULT " + json.dumps(result, default=str), flush=True)

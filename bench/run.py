@@ -11,6 +11,8 @@ local PostgreSQL, on the same data:
   (b) platform  run_loader + remaps + verify_loader (counts and checksums, both sides)
   (c) naive     decode + transform + one INSERT per row
   (d) dlt       dlt[postgres] loading the same documents
+  (e) ranges_N  the tables and their checks as a Dagster run (multiprocess executor), the
+                ranged loaders in N range steps (core only; --ranges 1,2,4)
 
 Naive and dlt run on at most ``--naive-max`` / ``--dlt-max`` documents (the dump of that
 size): at ~3k docs/s a million documents takes them most of an hour each; their cost per
@@ -113,6 +115,14 @@ def bench_size(dataset: str, n: int, args) -> dict:
         res["naive"] = run_one("naive", dataset, naive_n)
         res["naive_to_sql"] = run_one("naive_to_sql", dataset, naive_n)
         res["dlt"] = run_one("dlt", dataset, dlt_n, schema=False)
+    if args.ranges and dataset == "core":
+        # (e) the tables and checks as a Dagster run, ranged loaders in 1, 2, 4 range steps
+        res["ranges"] = {str(r): run_one(f"ranges_{r}", dataset, n) for r in args.ranges}
+        one = res["ranges"][str(args.ranges[0])]["docs_per_s"]
+        for r, m in res["ranges"].items():
+            m["speedup_over_1"] = round(m["docs_per_s"] / one, 3)
+            m["cpu_us_per_doc"] = {"client": round(1e6 * m["client_cpu_s"] / m["docs"], 2),
+                                   "server": round(1e6 * m["server_cpu_s"] / m["docs"], 2)}
     c, p = res["ceiling"]["docs_per_s"], res["platform"]["docs_per_s"]
     res["ratios"] = {"platform_vs_ceiling": round(p / c, 3)}
     if "naive" in res:
@@ -173,6 +183,20 @@ def headline(dataset_results: dict) -> dict:
         # measured on that same dump in the same run, not with the largest size's rate.
         for key in ("platform_vs_naive", "platform_vs_naive_to_sql", "platform_vs_dlt"):
             ratios[key] = base["ratios"][key]
+    ranged = top.get("ranges")
+    if ranged:
+        best_n, best = max(ranged.items(), key=lambda kv: kv[1]["docs_per_s"])
+        out["ranges_docs_per_s"] = {r: round(m["docs_per_s"]) for r, m in ranged.items()}
+        out["ranges_size_measured"] = int(sizes[-1])
+        out["best_range_count"] = int(best_n)
+        ratios["ranges_2_vs_1"] = round(ranged["2"]["docs_per_s"] / ranged["1"]["docs_per_s"], 3) \
+            if "2" in ranged and "1" in ranged else None
+        ratios["platform_vs_ceiling_best_ranges"] = round(best["docs_per_s"] / top["ceiling"]["docs_per_s"], 3)
+        if base and base is top:
+            ratios["platform_vs_dlt_best_ranges"] = round(best["docs_per_s"] / base["dlt"]["docs_per_s"], 2)
+        out["platform_vs_ceiling"] = ratios["platform_vs_ceiling_best_ranges"]
+        out["platform_vs_dlt"] = ratios.get("platform_vs_dlt_best_ranges")
+        out["scaling_model"] = scaling_model(ranged[best_n]["cpu_us_per_doc"])
     out["ratios"] = ratios
     costs = list(out["per_doc_us_by_size"].values())
     mid = statistics.median(costs)
@@ -193,6 +217,22 @@ def headline(dataset_results: dict) -> dict:
     return out
 
 
+def scaling_model(cpu_us: dict[str, float], cores=(2, 8, 16)) -> dict:
+    """Documents per second predicted from the measured CPU per document on each side.
+
+    Assumes: CPU is the only limit (no disk, lock or network wait; commit waits overlap across
+    ranges), both sides scale linearly with ranges up to the cores they have, and one range
+    per core. ``same_machine``: client and PostgreSQL share the cores (this machine's case);
+    ``postgres_bound``: the range steps run elsewhere (celery workers, k8s pods) and
+    PostgreSQL's cores are the limit, its share per document the cost."""
+    client, server = cpu_us["client"], cpu_us["server"]
+    return {"assumptions": scaling_model.__doc__.split("Assumes: ", 1)[1].split(".")[0].replace("\n", " ")
+            .replace("    ", " "),
+            "cpu_us_per_doc": cpu_us,
+            "same_machine": {str(k): round(k * 1e6 / (client + server)) for k in cores},
+            "postgres_bound": {str(k): round(k * 1e6 / server) for k in cores}}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000,1000000")
@@ -204,8 +244,10 @@ def main(argv=None) -> int:
                    help="also measure the platform with the fast path off up to this size")
     p.add_argument("--skip-baselines", action="store_true")
     p.add_argument("--keep-data", action="store_true", help="keep dumps above 100k documents")
+    p.add_argument("--ranges", default="1,2,4", help="(e) range counts of the Dagster-run measurement ('' skips it)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     a = p.parse_args(argv)
+    a.ranges = [int(r) for r in a.ranges.split(",") if r]
     sizes = [int(s) for s in a.sizes.split(",")]
     pg.refresh_template()
     results = {"machine": machine(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,9 +1,11 @@
 """Session fixtures: the real local PostgreSQL 15 and Mongo (jongodb) servers, started once
-by the project's own script, plus per-test databases cloned from a migrated template."""
+by the project's own script, plus per-test databases cloned from a migrated template, and
+(for the celery executor) Redis and two Celery workers."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -235,3 +237,38 @@ def migrated(migration_env, live_source_db, target_conn):
     world in a fresh Mongo database as its source; the target connection."""
     migration_env(mode="live", database=live_source_db)
     return target_conn
+
+
+@pytest.fixture(scope="module")
+def celery_env() -> dict[str, str]:
+    """Variables the Celery workers get on top of scripts/env.sh's: a step's resources
+    (``dg.EnvVar``) resolve in the worker, so a module points them at its own target."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def celery_workers(stack_env, celery_env):
+    """Two Celery workers for dagster-celery's ``celery_executor`` (scripts/celery_workers.sh;
+    the broker, Redis, is started with the other services by ``stack_env``): ``broker`` and
+    ``backend`` URLs, ``run_config`` (the executor's run config for them) and ``worker_pids``,
+    the pids steps run in (``os.getpid()`` inside an op): each worker's one pool process. A
+    job's code must be importable by the workers (an installed module, or an absolute ``-f``
+    file), and its run must be on an instance they can open (not ``DagsterInstance.ephemeral()``;
+    the step reads the run's instance ref). The module's workers are started for it, with its
+    ``celery_env`` (workers of this checkout already running are restarted), and stopped after."""
+    env = {**os.environ, **stack_env, **celery_env}
+    script = str(ROOT / "scripts" / "celery_workers.sh")
+    subprocess.run([script, "stop"], env=env, capture_output=True, text=True, check=True)
+    started = subprocess.run([script, "start", "2"], env=env, capture_output=True, text=True)
+    assert started.returncode == 0, f"celery_workers.sh start 2 failed:\n{started.stdout}{started.stderr}"
+    # "celery: worker1@host (pid MAIN, pool CHILD[,CHILD]) on BROKER", one line per worker.
+    pools = re.findall(r"^celery: worker\d+@\S+ \(pid \d+, pool ([\d,]+)\)", started.stdout, re.M)
+    assert len(pools) == 2, started.stdout
+    broker, backend = stack_env["CELERY_BROKER_URL"], stack_env["CELERY_BACKEND_URL"]
+    yield {
+        "broker": broker,
+        "backend": backend,
+        "run_config": {"execution": {"config": {"broker": broker, "backend": backend}}},
+        "worker_pids": sorted(int(p) for pool in pools for p in pool.split(",")),
+    }
+    subprocess.run([script, "stop"], env=env, capture_output=True, text=True, check=True)

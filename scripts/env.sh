@@ -5,6 +5,7 @@ export MIGRATION_ROOT="$ROOT"
 export LOCAL_DIR="${LOCAL_DIR:-$ROOT/.local}"
 export PG_PORT="${PG_PORT:-54329}"
 export MONGO_PORT="${MONGO_PORT:-27117}"
+export REDIS_PORT="${REDIS_PORT:-6389}"
 export PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 export JONGODB_BIN="${JONGODB_BIN:-$LOCAL_DIR/npm/node_modules/@jongodb/memory-server-bin-linux-x64-gnu/bin/jongodb}"
 
@@ -24,4 +25,8 @@ export MIGRATION_CHECKSUM_WORKERS="${MIGRATION_CHECKSUM_WORKERS:-1}"
 # Dagster's own run / event-log / schedule storage (dagster-postgres; see dagster.yaml).
 export DAGSTER_PG_URL="${DAGSTER_PG_URL:-postgresql://postgres:postgres@127.0.0.1:$PG_PORT/dagster}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$LOCAL_DIR/dagster_home}"
+# The celery executor's broker and result backend (Redis, see scripts/services.sh); the workers
+# (scripts/celery_workers.sh) and every run on the celery executor use the same two URLs.
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export CELERY_BACKEND_URL="${CELERY_BACKEND_URL:-redis://127.0.0.1:$REDIS_PORT/1}"
 export PATH="$ROOT/.venv/bin:$PATH"

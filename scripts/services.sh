@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Local services: PostgreSQL 15 and the jongodb Mongo server, on loopback, state in .local/.
+# Local services: PostgreSQL 15, the jongodb Mongo server and Redis (the celery executor's
+# broker and result backend), on loopback, state in .local/.
 #   scripts/services.sh start|stop|status      (start is idempotent)
 #   scripts/services.sh recreate-target [DB]   (drop and create an empty target database)
 set -euo pipefail
@@ -10,6 +11,7 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 
 pg_running() { [ -f "$PGDIR/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; }
 mongo_running() { [ -f "$LOCAL_DIR/jongodb.pid" ] && kill -0 "$(cat "$LOCAL_DIR/jongodb.pid")" 2>/dev/null; }
+redis_running() { [ -f "$LOCAL_DIR/redis.pid" ] && kill -0 "$(cat "$LOCAL_DIR/redis.pid")" 2>/dev/null; }
 
 # The server runs as the postgres user (initdb refuses root); it must be able to reach .local/pg.
 # A checkout under a private directory (mktemp -d is 0700) gets o+x (traverse only) on ancestors.
@@ -71,8 +73,32 @@ start_mongo() {
     exit 1
 }
 
+redis_ping() {
+    if command -v redis-cli >/dev/null; then
+        [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+    else
+        "$MIGRATION_ROOT/.venv/bin/python" -c "import redis,sys; redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), socket_timeout=0.3).ping()" \
+            "$REDIS_PORT" 2>/dev/null
+    fi
+}
+
+# In memory only (--save '', no AOF): queued steps and results do not outlive a restart.
+start_redis() {
+    if ! redis_running; then
+        mkdir -p "$LOCAL_DIR/redis"
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$LOCAL_DIR/redis" \
+            --pidfile "$LOCAL_DIR/redis.pid" --logfile "$LOCAL_DIR/redis.log" --daemonize yes
+    fi
+    for _ in $(seq 1 50); do
+        redis_ping && { echo "redis: 127.0.0.1:$REDIS_PORT (broker $CELERY_BROKER_URL, backend $CELERY_BACKEND_URL; in memory)"; return; }
+        sleep 0.2
+    done
+    echo "redis: redis-server did not answer PING on port $REDIS_PORT; see $LOCAL_DIR/redis.log" >&2
+    exit 1
+}
+
 case "${1:-start}" in
-    start) mkdir -p "$LOCAL_DIR"; start_pg; start_mongo ;;
+    start) mkdir -p "$LOCAL_DIR"; start_pg; start_mongo; start_redis ;;
     recreate-target)  # the demo's own local target only: an empty database for regenerated data
         psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS ${2:-migration} WITH (FORCE)" >/dev/null
         create_target_db "${2:-migration}"
@@ -80,10 +106,16 @@ case "${1:-start}" in
     stop)
         pg_running && as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null && echo "postgres: stopped"
         if mongo_running; then kill "$(cat "$LOCAL_DIR/jongodb.pid")"; rm -f "$LOCAL_DIR/jongodb.pid"; echo "mongo: stopped"; fi
+        if redis_running; then
+            pid="$(cat "$LOCAL_DIR/redis.pid")"; kill "$pid"
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            rm -f "$LOCAL_DIR/redis.pid"; echo "redis: stopped"
+        fi
         ;;
     status)
         pg_running && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
         mongo_running && echo "mongo: running on $MONGO_PORT" || echo "mongo: stopped"
+        redis_running && echo "redis: running on $REDIS_PORT" || echo "redis: stopped"
         ;;
     *) echo "usage: $0 start|stop|status|recreate-target [DB]" >&2; exit 2 ;;
 esac

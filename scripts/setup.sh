@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine; safe to re-run.
-#   PostgreSQL 15 (Debian package), the jongodb Mongo wire-protocol server (npm),
-#   the Python virtual environment at .venv with the project and its test extras,
-#   and DAGSTER_HOME pointing at the repo's dagster.yaml.
+#   PostgreSQL 15 and Redis 7 (Debian packages; Redis is the celery executor's broker),
+#   the jongodb Mongo wire-protocol server (npm), the Python virtual environment at .venv
+#   with the project and its test extras, and DAGSTER_HOME pointing at the repo's dagster.yaml.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$MIGRATION_ROOT"
@@ -10,6 +10,7 @@ cd "$MIGRATION_ROOT"
 need_apt=()
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "setup: apt-get install ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -57,11 +57,14 @@ class BatchStep:
     ``fresh``: the loader's tables were empty when the run started (rows are copied straight
     in, and own references are their uuid5). ``dry``: rows go to the session's shadow tables
     and nothing is recorded. ``seen``: the keys met so far, where a source may repeat an
-    ``_id`` (every later occurrence is rejected as a duplicate)."""
+    ``_id`` (every later occurrence is rejected as a duplicate). ``range_no``: the range of a
+    ranged load whose checkpoint the batches advance."""
 
     def __init__(self, loader: LoaderSpec, conn: psycopg.Connection, ctx: Mapping[str, Any], report: LoadReport, *,
-                 run_id: str, fresh: bool, compiled: bool = True, dry: bool = False, seen: set[str] | None = None):
+                 run_id: str, fresh: bool, compiled: bool = True, dry: bool = False, seen: set[str] | None = None,
+                 range_no: int | None = None):
         self.loader = loader
+        self.range_no = range_no
         self.conn = conn
         self.report = report
         self.run_id = run_id
@@ -128,7 +131,8 @@ class BatchStep:
                 rows[table] = rows.get(table, 0) + len(trows)
         n = len(outcome.loaded) + len(outcome.rejected)
         return bk.Checkpoint(self.loader.name, 0, "", position, "running", False, r.docs_read + n,
-                             r.docs_quarantined + len(outcome.rejected), rows, self.run_id)
+                             r.docs_quarantined + len(outcome.rejected), rows, self.run_id,
+                             range_no=self.range_no)
 
     # --- the whole step ---------------------------------------------------------------------
 

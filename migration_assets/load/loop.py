@@ -10,6 +10,7 @@ import psycopg
 from migration_assets.load.batch import BatchStep
 from migration_assets.load.report import LoadOptions, LoadReport, Progress
 from migration_assets.source.documents import Source
+from migration_assets.source.spans import Span
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target.write import table_has_rows
 from migration_assets.transform.context import prepare_context
@@ -22,8 +23,9 @@ def fresh_tables(conn: psycopg.Connection, loader: LoaderSpec) -> bool:
 
 def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, options: LoadOptions,
                  report: LoadReport, progress: Progress | None, total_docs: int | None, *,
-                 position: str | None, fresh: bool, dry: bool = False) -> None:
-    """Every batch after ``position`` through one :class:`BatchStep`."""
+                 position: str | None, fresh: bool, dry: bool = False, span: Span | None = None) -> None:
+    """Every batch after ``position`` (of the collection, or of one ``span`` of a ranged
+    load) through one :class:`BatchStep`."""
     t0 = time.perf_counter() - report.seconds
     t = time.perf_counter()
     ctx = prepare_context(loader, source)
@@ -32,10 +34,13 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
     # whatever became of the first (loaded, or quarantined for its content).
     seen: set[str] | None = None
     if not source.ids_unique:
-        seen = set(source.keys_before(loader.collection, position))
+        # A span's reader also learns what the spans before it hold: their first occurrences count.
+        seen = set(source.keys_before(loader.collection, position or (span.start if span else None)))
     step = BatchStep(loader, conn, ctx, report, run_id=options.run_id, fresh=fresh, compiled=options.compiled,
-                     dry=dry, seen=seen)
-    for batch in source.iter_batches(loader.collection, after=position, batch_size=options.batch_size):
+                     dry=dry, seen=seen, range_no=span.no if span else None)
+    batches = (source.iter_span(loader.collection, span, after=position, batch_size=options.batch_size) if span
+               else source.iter_batches(loader.collection, after=position, batch_size=options.batch_size))
+    for batch in batches:
         step.run(batch.docs, batch.position)
         report.seconds = time.perf_counter() - t0
         if progress:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -32,6 +32,7 @@ class LoadReport:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     deferred_applied: int = 0
     deferred_unresolved: int = 0
+    id_map_added: int = 0  # entries a ranged load's finish added (rows written by something else)
     resumed_from: str | None = None
     position: str | None = None  # last committed position (what a rerun resumes from)
     batches: int = 0
@@ -52,6 +53,30 @@ class LoadReport:
     def add_changed(self, changed: dict[str, int]) -> None:
         for table, n in changed.items():
             self.rows_changed[table] = self.rows_changed.get(table, 0) + n
+
+
+def merge_reports(loader: str, reports: Sequence[LoadReport]) -> LoadReport:
+    """One report of the ranges of a ranged load (their sums; the first 20 quarantined)."""
+    out = LoadReport(loader, fresh=all(r.fresh for r in reports) if reports else False)
+    for r in reports:
+        out.docs_read += r.docs_read
+        out.docs_loaded += r.docs_loaded
+        out.docs_quarantined += r.docs_quarantined
+        out.batches += r.batches
+        out.lock_waited_s = max(out.lock_waited_s, r.lock_waited_s)
+        for table, n in r.rows.items():
+            out.rows[table] = out.rows.get(table, 0) + n
+        out.add_changed(r.rows_changed)
+        for code, n in r.quarantine_reasons.items():
+            out.quarantine_reasons[code] = out.quarantine_reasons.get(code, 0) + n
+        out.quarantine_sample.extend(r.quarantine_sample[:20 - len(out.quarantine_sample)])
+        for stage, seconds in r.timings.items():
+            out.timings[stage] += seconds
+        out.immutable_conflicts.extend(r.immutable_conflicts)
+    resumed = [r.resumed_from for r in reports if r.resumed_from]
+    out.resumed_from = f"{len(resumed)} of {len(reports)} range(s)" if resumed else None
+    out.immutable_conflicts.sort()
+    return out
 
 
 Progress = Callable[[LoadReport, int | None], None]

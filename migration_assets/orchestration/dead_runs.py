@@ -16,13 +16,15 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from migration_assets.factory.table_pool import POOL_TAG
 from migration_assets.orchestration.workers import Worker, worker_of
 
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def job_pools(job: dg.JobDefinition) -> set[str]:
-    return {op.pool for op in job.graph.iterate_op_defs() if op.pool}
+    """Pools the job's steps claim, and those a ranged load claims for its whole run."""
+    return {op.pool or op.tags[POOL_TAG] for op in job.graph.iterate_op_defs() if op.pool or POOL_TAG in op.tags}
 
 
 def claimed_slots(instance: dg.DagsterInstance, pools: Iterable[str] | None = None) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ from bson import ObjectId
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import RawBSONDocument
 
+from migration_assets.source.spans import Span, SpanPlan
 from migration_assets.specs.model import MISSING, get_path
 
 # tz-aware UTC datetimes; dates outside years 1..9999 decode to DatetimeMS (quarantined).
@@ -121,6 +122,14 @@ class Source(Protocol):
 
     def iter_ranges(self, collection: str, ranges: Sequence[Range]) -> Iterator[bytes]:
         """The documents whose ``_id`` falls in any of ``ranges``."""
+
+    def plan_spans(self, collection: str, n: int) -> SpanPlan:
+        """At most ``n`` spans covering the collection exactly once, cut where the source
+        can seek (see ``spans.py``); fewer, saying why, when the collection cannot be split."""
+
+    def iter_span(self, collection: str, span: Span, *, after: str | None = None,
+                  batch_size: int = 2000) -> Iterator[RawBatch]:
+        """The batches of one span, resumable ``after`` a position inside it."""
 
     def keys_before(self, collection: str, position: str | None) -> Iterator[str]:
         """Keys of the documents a load resumed at ``position`` already passed (needed only

@@ -8,6 +8,7 @@ import bisect
 import datetime as dt
 import os
 import struct
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from migration_assets.source.documents import (
     raw_id,
     raw_id_hex,
 )
+from migration_assets.source.spans import Span, SpanPlan, fewer_note, offset_spans
 
 
 def _in(key: str | None, lo: str | None, hi: str | None) -> bool:
@@ -93,14 +95,14 @@ class DumpSource:
                 pos += size
                 yield head + body, pos
 
-    def count(self, collection: str) -> int:
-        """Documents in the file, walking the length prefixes only. A truncated or corrupt
-        file is refused here, before a load starts (the loader counts first), with the same
-        message the reader would give: a damaged dump is re-taken, not half-loaded."""
+    def _offsets(self, collection: str) -> Iterator[int]:
+        """Where each document starts, walking the length prefixes only. A truncated or
+        corrupt file is refused here, before a load starts, with the same message the reader
+        would give: a damaged dump is re-taken, not half-loaded."""
         p = self.path(collection)
         if not p.exists():
-            return 0
-        n, pos, end = 0, 0, p.stat().st_size
+            return
+        pos, end = 0, p.stat().st_size
         with open(p, "rb") as f:
             while head := f.read(4):
                 if len(head) < 4:
@@ -110,10 +112,37 @@ class DumpSource:
                     raise SourceUnavailable(f"{p} has a corrupt length {size} at byte {pos}")
                 if pos + size > end:
                     raise SourceUnavailable(f"{p} is truncated at byte {pos}")
+                yield pos
                 f.seek(size - 4, os.SEEK_CUR)
                 pos += size
-                n += 1
-        return n
+
+    def count(self, collection: str) -> int:
+        return sum(1 for _ in self._offsets(collection))
+
+    def plan_spans(self, collection: str, n: int) -> SpanPlan:
+        # Record offsets: any _id type, and a repeated _id, stay in file order.
+        offsets = array("q", self._offsets(collection))
+        size = self.path(collection).stat().st_size if offsets else 0
+        spans = offset_spans(offsets, size, n)
+        return SpanPlan(spans, "dump record offsets", fewer_note(n, len(spans), len(offsets)))
+
+    def iter_span(self, collection: str, span: Span, *, after: str | None = None,
+                  batch_size: int = 2000) -> Iterator[RawBatch]:
+        start = int(after) if after else int(span.start or 0)
+        end = int(span.end) if span.end is not None else None
+        if end is not None and start >= end:
+            return
+        batch: list[bytes] = []
+        pos = start
+        for raw, pos in self._iter_raw(collection, start):
+            batch.append(raw)
+            if len(batch) >= batch_size:
+                yield RawBatch(batch, str(pos))
+                batch = []
+            if end is not None and pos >= end:
+                break
+        if batch:
+            yield RawBatch(batch, str(pos))
 
     def iter_batches(self, collection: str, *, after: str | None = None, lo: str | None = None,
                      hi: str | None = None, batch_size: int = 2000) -> Iterator[RawBatch]:

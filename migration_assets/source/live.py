@@ -13,6 +13,9 @@ from bson import ObjectId
 
 from migration_assets.redaction import redact, scrub
 from migration_assets.source.documents import RAW_OPTIONS, Range, RawBatch, SourceUnavailable, raw_id, raw_id_hex
+from migration_assets.source.spans import WHOLE, Span, SpanPlan, cut_points, fewer_note, spans_from_points
+
+SAMPLE_PER_RANGE = 200  # sampled _ids per range asked: boundaries within ~7 % of an equal split
 
 
 def driver_error(e: Exception, uri: str) -> str:
@@ -106,6 +109,38 @@ class LiveSource:
         for lo, hi in sorted(ranges, key=lambda r: r[0] or ""):
             for batch in self.iter_batches(collection, lo=lo, hi=hi, batch_size=5000):
                 yield from batch.docs
+
+    def plan_spans(self, collection: str, n: int) -> SpanPlan:
+        try:
+            return self._plan_spans(collection, n)
+        except pymongo.errors.PyMongoError as e:
+            raise self._failed(e, f"planning the ranges of {self.database}.{collection}") from None
+
+    def _plan_spans(self, collection: str, n: int) -> SpanPlan:
+        coll = self.db[collection]
+        docs = coll.count_documents({})
+        if n <= 1 or docs <= 1:
+            return SpanPlan(WHOLE, "one range", fewer_note(n, 1, docs))
+        odd = coll.count_documents({"_id": {"$not": {"$type": "objectId"}}})
+        if odd:
+            # _id ranges order ObjectIds only; the other types sort apart and would be missed.
+            return SpanPlan(WHOLE, "one range", f"{odd} document(s) have an _id that is not an ObjectId "
+                                                f"(mixed _id types): 1 range instead of {n}")
+        n = min(n, docs)
+        try:
+            sample = coll.aggregate([{"$sample": {"size": min(docs, SAMPLE_PER_RANGE * n)}}, {"$project": {"_id": 1}}])
+            points, basis = cut_points(sorted(str(d["_id"]) for d in sample), n), "_id quantiles of a sample"
+        except pymongo.errors.OperationFailure:
+            # A server without $sample: the exact quantiles, n - 1 walks of the _id index.
+            points = [str(coll.find_one({}, {"_id": 1}, sort=[("_id", 1)], skip=(i * docs) // n)["_id"])
+                      for i in range(1, n)]
+            points, basis = sorted(set(points)), "_id quantiles from the _id index"
+        spans = spans_from_points(points)
+        return SpanPlan(spans, basis, fewer_note(n, len(spans), docs))
+
+    def iter_span(self, collection: str, span: Span, *, after: str | None = None,
+                  batch_size: int = 2000) -> Iterator[RawBatch]:
+        return self.iter_batches(collection, after=after, lo=span.start, hi=span.end, batch_size=batch_size)
 
     def keys_before(self, collection: str, position: str | None) -> Iterator[str]:
         return iter(())  # ids are unique: nothing to remember

@@ -234,6 +234,10 @@ class LoaderSpec:
     # Source field paths left out on purpose, each with why (``{"__v": "Mongoose version key"}``);
     # a path covers its subtree. Every other path a document holds must be mapped.
     ignored: Mapping[str, str] = field(default_factory=dict)
+    # A collection that grows without bound: its load may be split into _id ranges, one Dagster
+    # step each (load/ranged.py). Only for collections whose transform needs no collection-wide
+    # context; a small collection gains nothing from the extra steps.
+    ranged: bool = False
 
     @property
     def root(self) -> TableSpec:

@@ -36,15 +36,71 @@ class Checkpoint:
     docs_quarantined: int
     rows_written: dict[str, int]
     run_id: str | None = None
+    ranges: int | None = None  # a ranged load's number of ranges (their rows: load_ranges)
+    range_no: int | None = None  # set on a range's own checkpoint (advance_checkpoint)
+
+
+@dataclass
+class RangeCheckpoint:
+    range_no: int
+    span_start: str | None
+    span_end: str | None
+    planned_docs: int | None
+    position: str | None
+    status: str
+    docs_read: int
+    docs_quarantined: int
+    rows_written: dict[str, int]
+    run_id: str | None
 
 
 def read_checkpoint(conn: psycopg.Connection, loader: str) -> Checkpoint | None:
+    """The loader's checkpoint; a ranged load's counts are its ranges' sums."""
     row = conn.execute(
         "SELECT loader, generation, source_fingerprint, position, status, fresh, docs_read, "
-        "docs_quarantined, rows_written, run_id FROM migration.load_checkpoints WHERE loader = %s",
+        "docs_quarantined, rows_written, run_id, ranges FROM migration.load_checkpoints WHERE loader = %s",
         [loader],
     ).fetchone()
-    return Checkpoint(*row) if row else None
+    if row is None:
+        return None
+    cp = Checkpoint(*row)
+    if cp.ranges is not None:
+        parts = read_ranges(conn, loader)
+        cp.docs_read = sum(r.docs_read for r in parts)
+        cp.docs_quarantined = sum(r.docs_quarantined for r in parts)
+        cp.rows_written = {}
+        for r in parts:
+            for table, n in r.rows_written.items():
+                cp.rows_written[table] = cp.rows_written.get(table, 0) + n
+    return cp
+
+
+def read_ranges(conn: psycopg.Connection, loader: str) -> list[RangeCheckpoint]:
+    return [RangeCheckpoint(*r) for r in conn.execute(
+        "SELECT range_no, span_start, span_end, planned_docs, position, status, docs_read, docs_quarantined, "
+        "rows_written, run_id FROM migration.load_ranges WHERE loader = %s ORDER BY range_no", [loader]).fetchall()]
+
+
+def start_ranges(conn: psycopg.Connection, loader: str, spans: Sequence[tuple[int, str | None, str | None, int | None]],
+                 run_id: str) -> None:
+    """A new generation's ranges (after :func:`start_generation`): (no, start, end, docs)."""
+    conn.execute("UPDATE migration.load_checkpoints SET ranges = %s WHERE loader = %s", [len(spans), loader])
+    conn.execute("DELETE FROM migration.load_ranges WHERE loader = %s", [loader])
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO migration.load_ranges (loader, range_no, span_start, span_end, planned_docs, status, run_id) "
+            "VALUES (%s, %s, %s, %s, %s, 'running', %s)", [(loader, *s, run_id) for s in spans])
+
+
+def claim_load(conn: psycopg.Connection, loader: str, run_id: str) -> None:
+    """The run that owns the loader's running generation (its ranges check it)."""
+    conn.execute("UPDATE migration.load_checkpoints SET run_id = %s, updated_at = now() WHERE loader = %s",
+                 [run_id, loader])
+
+
+def complete_range(conn: psycopg.Connection, loader: str, range_no: int) -> None:
+    conn.execute("UPDATE migration.load_ranges SET status = 'completed', completed_at = now(), updated_at = now() "
+                 "WHERE loader = %s AND range_no = %s", [loader, range_no])
 
 
 def start_generation(conn: psycopg.Connection, loader: str, fingerprint: str, fresh: bool, run_id: str) -> Checkpoint:
@@ -57,9 +113,9 @@ def start_generation(conn: psycopg.Connection, loader: str, fingerprint: str, fr
             generation = c.generation + 1, source_fingerprint = EXCLUDED.source_fingerprint,
             position = NULL, status = 'running', fresh = EXCLUDED.fresh, run_id = EXCLUDED.run_id,
             docs_read = 0, docs_quarantined = 0, rows_written = '{}', started_at = now(),
-            updated_at = now(), completed_at = NULL
+            updated_at = now(), completed_at = NULL, ranges = NULL
         RETURNING loader, generation, source_fingerprint, position, status, fresh, docs_read,
-                  docs_quarantined, rows_written, run_id
+                  docs_quarantined, rows_written, run_id, ranges
         """,
         [loader, fingerprint, fresh, run_id],
     ).fetchone()
@@ -67,6 +123,13 @@ def start_generation(conn: psycopg.Connection, loader: str, fingerprint: str, fr
 
 
 def advance_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
+    if cp.range_no is not None:
+        conn.execute(
+            "UPDATE migration.load_ranges SET position = %s, docs_read = %s, docs_quarantined = %s, "
+            "rows_written = %s, run_id = %s, updated_at = now() WHERE loader = %s AND range_no = %s",
+            [cp.position, cp.docs_read, cp.docs_quarantined, Jsonb(cp.rows_written), cp.run_id, cp.loader,
+             cp.range_no])
+        return
     conn.execute(
         "UPDATE migration.load_checkpoints SET position = %s, docs_read = %s, docs_quarantined = %s, "
         "rows_written = %s, run_id = %s, updated_at = now() WHERE loader = %s",
@@ -76,7 +139,10 @@ def advance_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
 
 def interrupted_loads(conn: psycopg.Connection) -> dict[str, int]:
     """Loaders whose last load did not complete -> documents it had committed."""
-    return dict(conn.execute("SELECT loader, docs_read FROM migration.load_checkpoints WHERE status = 'running'").fetchall())
+    return dict(conn.execute(
+        "SELECT loader, CASE WHEN ranges IS NULL THEN docs_read ELSE (SELECT coalesce(sum(r.docs_read), 0) "
+        "FROM migration.load_ranges r WHERE r.loader = c.loader) END "
+        "FROM migration.load_checkpoints c WHERE status = 'running'").fetchall())
 
 
 def complete_checkpoint(conn: psycopg.Connection, loader: str) -> None:

@@ -26,7 +26,7 @@ from migration_assets.target.grants import role_risks
 
 PLATFORM_TABLES = ("migration.quarantine", "migration.load_checkpoints", "migration.deferred_refs",
                    "migration.schema_migrations", "migration.ledger_entry_snapshot", "migration.removed_rows",
-                   "migration.ledger_conflict_acks", "migration.source_digests")
+                   "migration.ledger_conflict_acks", "migration.source_digests", "migration.load_ranges")
 DATABASE = "(database)"
 
 

@@ -114,12 +114,14 @@ def lock_key(loader: str) -> tuple[int, int]:
     return LOCK_CLASS, zlib.crc32(loader.encode("utf-8")) & 0x7FFFFFFF
 
 
-def try_loader_lock(conn: psycopg.Connection, loader: str) -> bool:
-    return conn.execute("SELECT pg_try_advisory_lock(%s, %s)", list(lock_key(loader))).fetchone()[0]
+def try_loader_lock(conn: psycopg.Connection, loader: str, shared: bool = False) -> bool:
+    fn = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    return conn.execute(f"SELECT {fn}(%s, %s)", list(lock_key(loader))).fetchone()[0]
 
 
-def release_loader_lock(conn: psycopg.Connection, loader: str) -> None:
-    conn.execute("SELECT pg_advisory_unlock(%s, %s)", list(lock_key(loader)))
+def release_loader_lock(conn: psycopg.Connection, loader: str, shared: bool = False) -> None:
+    fn = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+    conn.execute(f"SELECT {fn}(%s, %s)", list(lock_key(loader)))
 
 
 def loader_lock_holder(conn: psycopg.Connection, loader: str) -> str:
@@ -140,14 +142,16 @@ def loader_lock_holder(conn: psycopg.Connection, loader: str) -> str:
 @contextlib.contextmanager
 def loader_lock(conn: psycopg.Connection, loader: str, *, timeout_s: float = 600.0,
                 log: Callable[[str], None] | None = None, poll_s: float = 0.5,
-                log_every_s: float = 30.0) -> Iterator[float]:
+                log_every_s: float = 30.0, shared: bool = False) -> Iterator[float]:
     """Hold the session advisory lock of ``loader`` while loading: a second run of the same
     loader (another process, another Dagster instance, the CLI) waits here, logging who
     holds the lock, and fails with :class:`LoadLocked` after ``timeout_s``. Yields the
-    seconds waited. A killed holder's lock goes with its connection."""
+    seconds waited. A killed holder's lock goes with its connection. ``shared``: the ranges
+    of one ranged load hold it together; any exclusive holder (a plan, a one-stream load, a
+    remap, a re-sync) excludes them and they it."""
     t0 = time.monotonic()
     last_log = None
-    while not try_loader_lock(conn, loader):
+    while not try_loader_lock(conn, loader, shared):
         waited = time.monotonic() - t0
         holder = loader_lock_holder(conn, loader)
         if waited >= timeout_s:
@@ -169,6 +173,6 @@ def loader_lock(conn: psycopg.Connection, loader: str, *, timeout_s: float = 600
     finally:
         if not conn.closed and not conn.broken:
             try:
-                release_loader_lock(conn, loader)
+                release_loader_lock(conn, loader, shared)
             except psycopg.Error:
                 pass  # the lock goes with the session anyway

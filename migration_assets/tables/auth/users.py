@@ -55,4 +55,5 @@ LOADER = LoaderSpec(
     domain="auth",
     tables=(USERS, USER_PASSKEYS),
     flags=("AUTH_STORE", "REPO_USER"),
+    ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )

@@ -12,6 +12,9 @@ become hex strings, Decimal128 exact JSON numbers, dates ISO-8601 text. Older
 notifications have neither ``data`` nor ``body``; unread ones no ``readAt``. ``type`` is
 free text (new event types appear without a schema change). Moves with
 ``NOTIFICATION_STORE`` / ``REPO_NOTIFICATION``.
+
+Ranged: each notification stands alone (no collection-wide context), so its load splits into
+``_id`` ranges that run as separate steps (``ranges: auto | N`` in the run config).
 """
 
 from migration_assets.specs.columns import id_column, legacy_column
@@ -40,4 +43,5 @@ LOADER = LoaderSpec(
     domain="content_social",
     tables=(NOTIFICATIONS,),
     flags=("NOTIFICATION_STORE", "REPO_NOTIFICATION"),
+    ranged=True,  # grows without bound: loads in _id ranges, one step each (load/ranged.py)
 )

@@ -180,4 +180,5 @@ LOADER = LoaderSpec(
     ),
     remaps=(SELECTED_OFFER,),
     flags=("REPO_MARKETPLACE",),
+    ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )

@@ -30,4 +30,5 @@ LOADER = LoaderSpec(
     domain="marketplace",
     tables=(REQUEST_TEMPLATES,),
     flags=("REPO_MARKETPLACE",),
+    ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )

@@ -29,4 +29,5 @@ LOADER = LoaderSpec(
     domain="marketplace",
     tables=(SELLER_OFFERS,),
     flags=("REPO_MARKETPLACE",),
+    ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )
