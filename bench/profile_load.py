@@ -29,9 +29,9 @@ STAGES = {
     "add_id_map": "id_map", "upsert_deferred": "deferred refs", "clear_deferred": "deferred refs",
     "write_quarantine": "quarantine", "resolve_quarantine": "quarantine (resolve)",
     "advance_checkpoint": "checkpoint", "apply_deferred": "self-references",
-    "write": "rows (COPY / upsert)", "resolve": "resolve references",
-    "transform_all": "decode + transform", "prepare_context": "context", "iter_batches": "read source",
-    "commit": "commit", "__exit__": "commit",
+    "LoaderWriter.write": "rows (COPY / upsert)", "ReferenceResolver.resolve": "resolve references",
+    "BatchStep.transform_all": "decode + transform", "prepare_context": "context",
+    "DumpSource.iter_batches": "read source", "Transaction.__exit__": "commit",
 }
 LOAD_SCRIPT = """
 import sys
@@ -49,7 +49,7 @@ with tg.connect(url, ALLOWED) as conn:
 
 def stage_of(frames: list[str]) -> str:
     for frame in reversed(frames):  # leaf last in py-spy's raw format
-        name = frame.split(" ", 1)[0]
+        name = frame.split(" (", 1)[0]  # "LoaderWriter.write (file:line)"
         if name in STAGES:
             return STAGES[name]
     return "other (start-up, imports, planning)"

@@ -9,6 +9,7 @@ ranges share the loader's lock (``load/ranged.py``). The run config keeps the on
 ``ops: {load_<loader>: {config: {ranges: auto | N, ...}}}``: a config mapping hands it to
 the three steps."""
 
+import inspect
 import os
 import time
 from typing import Any
@@ -77,7 +78,13 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     specs = loader_specs(loader)
     pool = f"table_{loader.name}"
 
+    # Every upstream asset (the source collection, the FK parents) is a Nothing input of the
+    # plan: the job runs this load after its parents' loads, as for a one-step loader.
+    upstream = sorted({d.asset_key for spec in specs for d in spec.deps}, key=lambda k: k.to_user_string())
+    inputs = {"after_" + "__".join(k.path): k for k in upstream}
+
     @dg.op(name=f"plan_{loader.name}", out=dg.DynamicOut(RangeTask), tags={POOL_TAG: pool},
+           ins={name: dg.In(dg.Nothing) for name in inputs},
            description=f"Splits `{loader.collection}` into _id ranges (or resumes the interrupted ones).")
     def plan(context: dg.OpExecutionContext, config: RangedLoadConfig, mongo: MongoSourceResource,
              postgres: PostgresTargetResource):
@@ -90,8 +97,7 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
             conformance = check_conformance(conn, [loader])
             refused = conformance.blocking(loader.table_names)
             if refused:
-                for evaluation in conformance_evaluations(loader, conformance):
-                    context.log_event(evaluation)
+                yield from conformance_evaluations(loader, conformance)
                 raise SchemaMismatch(refused)
             if config.dry_run:  # one pass, nothing written, nothing to finish
                 report = run_loader(loader, source, conn, options, log=context.log.info)
@@ -149,14 +155,21 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
 
     names = [t.table for t in loader.tables]
 
-    @dg.graph(name=f"load_{loader.name}", out={n: dg.GraphOut() for n in names}, config=dg.ConfigMapping(
+    def with_inputs(fn):
+        fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in inputs])
+        return fn
+
+    @dg.graph(name=f"load_{loader.name}", out={n: dg.GraphOut() for n in names},
+              ins={name: dg.GraphIn() for name in inputs}, config=dg.ConfigMapping(
         config_fn=fan_out, config_schema=RangedLoadConfig.to_config_schema()))
-    def load_graph():
-        tables = finish(plan().map(load_one).collect())
+    @with_inputs
+    def load_graph(**after):
+        tables = finish(plan(**after).map(load_one).collect())
         return dict(zip(names, tables if len(names) > 1 else (tables,)))
 
     return dg.AssetsDefinition.from_graph(
         load_graph,
+        keys_by_input_name=inputs,
         keys_by_output_name={t.table: table_key(t.table) for t in loader.tables},
         internal_asset_deps={t.table: {d.asset_key for d in spec.deps} for t, spec in zip(loader.tables, specs)},
         group_name=loader.domain,

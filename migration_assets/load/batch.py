@@ -158,7 +158,7 @@ class BatchStep:
                 outcome.rejected += refused
             if not self.dry:
                 bk.record_batch(self.conn, self.loader, outcome.loaded, outcome.rejected, self.run_id,
-                                self.checkpoint(outcome, position))
+                                self.checkpoint(outcome, position), fresh=self.fresh)
         timings["write"] += time.perf_counter() - t
         self.count(outcome, position, len(raws))
         return outcome
