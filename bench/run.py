@@ -115,7 +115,7 @@ def bench_size(dataset: str, n: int, args) -> dict:
         res["naive"] = run_one("naive", dataset, naive_n)
         res["naive_to_sql"] = run_one("naive_to_sql", dataset, naive_n)
         res["dlt"] = run_one("dlt", dataset, dlt_n, schema=False)
-    if args.ranges and dataset == "core":
+    if args.ranges and dataset == "core" and n >= args.ranges_min:
         # (e) the tables and checks as a Dagster run, ranged loaders in 1, 2, 4 range steps
         res["ranges"] = {str(r): run_one(f"ranges_{r}", dataset, n) for r in args.ranges}
         one = res["ranges"][str(args.ranges[0])]["docs_per_s"]
@@ -245,6 +245,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-baselines", action="store_true")
     p.add_argument("--keep-data", action="store_true", help="keep dumps above 100k documents")
     p.add_argument("--ranges", default="1,2,4", help="(e) range counts of the Dagster-run measurement ('' skips it)")
+    p.add_argument("--ranges-min", type=int, default=100_000, help="(e) only at this size and above")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     a = p.parse_args(argv)
     a.ranges = [int(r) for r in a.ranges.split(",") if r]

@@ -29,7 +29,7 @@ def test_unreachable_source_and_target(blank, capsys):
     rc, _, err = blank.with_env(MONGODB_URI="mongodb://127.0.0.1:1/?directConnection=true").call(
         capsys, "migrate", "--domain", "auth")
     line = one_line(err)
-    assert rc == 1 and line.startswith("error: migrate_auth load_users: MongoDB at mongodb://127.0.0.1:1/")
+    assert rc == 1 and line.startswith("error: migrate_auth load_users.plan_users: MongoDB at mongodb://127.0.0.1:1/")
     assert "is unreachable" in line and "next: check MONGODB_URI" in line
 
     rc, _, err = blank.with_env(MIGRATION_PG_URL="postgresql://postgres:s3cret@127.0.0.1:1/x").call(capsys, "status")
@@ -72,7 +72,7 @@ def test_loader_lock_held_by_another_run(blank, capsys):
         holder.execute("SELECT pg_advisory_lock(%s, %s)", list(lock_key("users")))
         rc, _, err = blank.call(capsys, "migrate", "--domain", "auth", "--lock-timeout", "1")
     line = one_line(err)
-    assert rc == 1 and line.startswith("error: migrate_auth load_users: gave up after")
+    assert rc == 1 and line.startswith("error: migrate_auth load_users.plan_users: gave up after")
     assert "load lock of loader 'users'" in line and "`migration-assets watch`" in line
 
 

@@ -17,6 +17,7 @@ from migration_assets.generator import generate
 from migration_assets.generator.writers import write_dump
 from migration_assets.source.dump import DumpSource
 from migration_assets.specs.registry import loader_for_table
+from migration_assets.target.bookkeeping import read_checkpoint
 from migration_assets.target.schema import apply_schema
 from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.fixtures import dagster_proc as dp
@@ -69,8 +70,8 @@ def test_postgres_restart_mid_run_fails_clearly_and_rerun_converges(tmp_path, pr
 
     def mid():
         assert run1.alive(), run1.output()[-3000:]
-        row = watch.execute("SELECT status, docs_read FROM migration.load_checkpoints WHERE loader = 'seller_offers'").fetchone()
-        return row and row[0] == "running" and row[1] >= 500
+        cp = read_checkpoint(watch, "seller_offers")  # a ranged loader: its ranges' sums
+        return cp and cp.status == "running" and cp.docs_read >= 500
 
     dp.wait_until(mid, timeout=300, interval=0.01, what="seller_offers mid-load")
     private_pg.restart()  # fast shutdown: every session, the loader's included, is terminated
@@ -84,9 +85,8 @@ def test_postgres_restart_mid_run_fails_clearly_and_rerun_converges(tmp_path, pr
     assert "run the load again to resume from there" in failures
 
     conn = connect_retrying(url)
-    status, position, docs_read, rows_written = conn.execute(
-        "SELECT status, position, docs_read, rows_written FROM migration.load_checkpoints WHERE loader = 'seller_offers'"
-    ).fetchone()
+    cp = read_checkpoint(conn, "seller_offers")
+    status, position, docs_read, rows_written = cp.status, cp.position, cp.docs_read, cp.rows_written
     committed = conn.execute("SELECT count(*) FROM public.seller_offers").fetchone()[0]
     assert status == "running" and 500 <= docs_read < total
     assert committed == rows_written["seller_offers"] == docs_read  # the checkpoint matches its rows

@@ -205,8 +205,8 @@ def ranges_of(conn) -> dict[int, tuple]:
 
 def range_pid(conn, no: int) -> int | None:
     """The process of a range step: its connection's client port, found among this host's sockets."""
-    row = conn.execute("SELECT client_port FROM pg_stat_activity WHERE application_name = %s",
-                       [f"load_notifications_range_{no}"]).fetchone()
+    row = conn.execute("SELECT client_port FROM pg_stat_activity WHERE application_name LIKE %s",
+                       [f"load_notifications run % range {no}"]).fetchone()
     if row is None:
         return None
     for c in psutil.net_connections(kind="tcp"):

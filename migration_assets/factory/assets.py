@@ -119,6 +119,7 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
             meta["immutable_conflicts"] = len(report.immutable_conflicts)
         if t.is_root:
             meta["timings_s"] = {k: round(v, 3) for k, v in report.timings.items()}
+            meta["client_cpu_s"] = round(report.cpu_s, 3)  # the load steps' own CPU, every range together
             meta["quarantine_reasons"] = dict(report.quarantine_reasons) or {"none": 0}
             if report.dry_run:  # nothing was written: show what this pass would quarantine
                 sample = [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]

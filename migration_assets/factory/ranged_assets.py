@@ -9,6 +9,7 @@ ranges share the loader's lock (``load/ranged.py``). The run config keeps the on
 ``ops: {load_<loader>: {config: {ranges: auto | N, ...}}}``: a config mapping hands it to
 the three steps."""
 
+import dataclasses
 import inspect
 import os
 import time
@@ -83,7 +84,7 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     upstream = sorted({d.asset_key for spec in specs for d in spec.deps}, key=lambda k: k.to_user_string())
     inputs = {"after_" + "__".join(k.path): k for k in upstream}
 
-    @dg.op(name=f"plan_{loader.name}", out=dg.DynamicOut(RangeTask), tags={POOL_TAG: pool},
+    @dg.op(name=f"plan_{loader.name}", out=dg.DynamicOut(RangeTask, is_required=False), tags={POOL_TAG: pool},
            ins={name: dg.In(dg.Nothing) for name in inputs},
            description=f"Splits `{loader.collection}` into _id ranges (or resumes the interrupted ones).")
     def plan(context: dg.OpExecutionContext, config: RangedLoadConfig, mongo: MongoSourceResource,
@@ -108,14 +109,10 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
                 free_table_pool(context.instance, pool, context.run.run_id)
                 return
 
-            def owner_alive(run_id: str) -> bool:
-                record = context.instance.get_run_by_id(run_id)
-                return record is not None and not record.is_finished
-
             planned = plan_load(loader, source, conn, options, config.ranges,
-                                executor_concurrency(context.run_config), owner_alive=owner_alive,
-                                log=context.log.info)
+                                executor_concurrency(context.run_config), log=context.log.info)
         for task in planned.tasks:
+            task = dataclasses.replace(task, lock_waited_s=task.lock_waited_s + waited)
             yield dg.DynamicOutput(task, mapping_key=f"range_{task.span.no}")
 
     @dg.op(name=f"load_{loader.name}_range", retry_policy=None,

@@ -27,6 +27,7 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
     """Every batch after ``position`` (of the collection, or of one ``span`` of a ranged
     load) through one :class:`BatchStep`."""
     t0 = time.perf_counter() - report.seconds
+    cpu0 = time.process_time()
     t = time.perf_counter()
     ctx = prepare_context(loader, source)
     report.timings["prepare"] += time.perf_counter() - t
@@ -46,3 +47,4 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
         if progress:
             progress(report, total_docs)
     report.immutable_conflicts = sorted(step.writer.conflicts)
+    report.cpu_s += time.process_time() - cpu0

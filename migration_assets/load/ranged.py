@@ -11,24 +11,24 @@ load side by side, then finished once for the table.
   and the generation marked complete.
 
 Two runs of one loader exclude each other: a range loads only while its run owns the
-generation, ownership changes only under the exclusive lock, and a plan does not take over a
-generation whose owner is still running (``owner_alive``)."""
+generation, and ownership changes only under the exclusive lock, which no range holds."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import psycopg
 
 from migration_assets.load.loop import fresh_tables, load_batches
 from migration_assets.load.report import LoadOptions, LoadReport, Log, Progress, merge_reports
+from migration_assets.load.run import target_loss
 from migration_assets.source.documents import Source
 from migration_assets.source.spans import Span, SpanPlan, wanted_ranges
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target import bookkeeping as bk
-from migration_assets.target.guard import LoadLocked, describe_conn, loader_lock
+from migration_assets.target.guard import loader_lock
 
 
 class LoadSuperseded(RuntimeError):
@@ -45,6 +45,7 @@ class RangeTask:
     ranges: int
     total_docs: int
     planned_at: float  # time.time() of the plan: the table's load time is measured from it
+    lock_waited_s: float = 0.0  # what the plan waited for another run of the loader
 
 
 @dataclass
@@ -57,22 +58,15 @@ class LoadPlan:
 
 
 def plan_load(loader: LoaderSpec, source: Source, conn: psycopg.Connection, options: LoadOptions,
-              asked: int | str, concurrency: int, *, owner_alive: Callable[[str], bool],
-              log: Log, poll_s: float = 1.0) -> LoadPlan:
-    t0 = time.monotonic()
-    while True:
-        left = max(0.0, options.lock_timeout_s - (time.monotonic() - t0))
-        with loader_lock(conn, loader.name, timeout_s=left, log=log):
-            cp = bk.read_checkpoint(conn, loader.name)
-            owner = cp.run_id if cp is not None and cp.status == "running" else None
-            if owner is None or owner == options.run_id or not owner_alive(owner):
-                return _plan(loader, source, conn, options, asked, concurrency, cp, log)
-        waited = time.monotonic() - t0
-        if waited >= options.lock_timeout_s:
-            raise LoadLocked(f"gave up after {waited:.0f}s: run {owner} is loading {loader.name} "
-                             f"({cp.ranges or 1} range(s)) on {describe_conn(conn)}; let it finish or cancel it, "
-                             "then run again (committed batches are kept)")
-        time.sleep(poll_s)
+              asked: int | str, concurrency: int, *, log: Log) -> LoadPlan:
+    """Under the exclusive lock (no range of any run is loading): the spans, and this run as
+    the generation's owner. A run that owned it before and is still going fails at its next
+    range or its finish (``LoadSuperseded``); on one Dagster instance the table's pool slot
+    keeps that from happening at all."""
+    with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=log) as waited:
+        planned = _plan(loader, source, conn, options, asked, concurrency, bk.read_checkpoint(conn, loader.name), log)
+    planned.tasks = [replace(t, lock_waited_s=waited) for t in planned.tasks]
+    return planned
 
 
 def _plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, options: LoadOptions, asked: int | str,
@@ -119,7 +113,11 @@ def load_range(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
     say: Log = log or (lambda msg: None)
     report = LoadReport(loader.name)
     t0 = time.perf_counter()
-    with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say, shared=True):
+    # who holds the lock, as pg_stat_activity and a waiting run name it
+    conn.execute("SELECT set_config('application_name', %s, false)",
+                 [f"load_{loader.name} run {options.run_id[:8]} range {task.span.no}"[:63]])
+    with target_loss(loader.name, conn, report), \
+            loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say, shared=True):
         cp = _owned(conn, task, options.run_id)
         part = bk.read_ranges(conn, loader.name)[task.span.no]
         report.fresh = cp.fresh
@@ -145,6 +143,7 @@ def finish_load(loader: LoaderSpec, conn: psycopg.Connection, options: LoadOptio
                 reports: Sequence[LoadReport]) -> LoadReport:
     """Once every range has landed: self-references, ``id_map`` reconciled, the generation completed."""
     report = merge_reports(loader.name, reports)
+    report.lock_waited_s = max(report.lock_waited_s, task.lock_waited_s)
     with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s):
         _owned(conn, task, options.run_id)
         open_ranges = [p.range_no for p in bk.read_ranges(conn, loader.name) if p.status != "completed"]

@@ -37,6 +37,7 @@ class LoadReport:
     position: str | None = None  # last committed position (what a rerun resumes from)
     batches: int = 0
     seconds: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU in the batch loop (summed over a ranged load's ranges)
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     dry_run: bool = False
     fresh: bool = False  # the tables were empty: rows were copied straight in
@@ -63,6 +64,7 @@ def merge_reports(loader: str, reports: Sequence[LoadReport]) -> LoadReport:
         out.docs_loaded += r.docs_loaded
         out.docs_quarantined += r.docs_quarantined
         out.batches += r.batches
+        out.cpu_s += r.cpu_s
         out.lock_waited_s = max(out.lock_waited_s, r.lock_waited_s)
         for table, n in r.rows.items():
             out.rows[table] = out.rows.get(table, 0) + n
@@ -74,7 +76,10 @@ def merge_reports(loader: str, reports: Sequence[LoadReport]) -> LoadReport:
             out.timings[stage] += seconds
         out.immutable_conflicts.extend(r.immutable_conflicts)
     resumed = [r.resumed_from for r in reports if r.resumed_from]
-    out.resumed_from = f"{len(resumed)} of {len(reports)} range(s)" if resumed else None
+    if len(reports) == 1:
+        out.resumed_from = reports[0].resumed_from
+    else:
+        out.resumed_from = f"{len(resumed)} of {len(reports)} range(s)" if resumed else None
     out.immutable_conflicts.sort()
     return out
 

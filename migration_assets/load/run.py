@@ -11,7 +11,9 @@ loader waits, then fails clearly); a PostgreSQL connection lost mid-run becomes 
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import psycopg
 
@@ -31,10 +33,9 @@ def run_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
     if not conn.autocommit:
         raise ValueError("run_loader needs an autocommit connection (each batch is its own transaction)")
     say: Log = log or (lambda msg: None)
-    endpoint = describe_conn(conn)
     report = LoadReport(loader.name, dry_run=options.dry_run)
     t0 = time.perf_counter()
-    try:
+    with target_loss(loader.name, conn, report):
         conn.execute("SELECT set_config('application_name', %s, false)",
                      [f"load_{loader.name} run {options.run_id[:8]}"[:63]])
         if options.dry_run:
@@ -43,17 +44,26 @@ def run_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
             with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say) as waited:
                 report.lock_waited_s = waited
                 real_run(loader, source, conn, options, report, progress, total_docs, say)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+@contextlib.contextmanager
+def target_loss(name: str, conn: psycopg.Connection, report: LoadReport) -> Iterator[None]:
+    """A connection lost mid-load becomes :class:`TargetUnavailable`, naming the endpoint and
+    the position every batch up to which is committed."""
+    endpoint = describe_conn(conn)
+    try:
+        yield
     except psycopg.OperationalError as e:
         if not (conn.closed or conn.broken):
             raise
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TargetUnavailable(
-            f"{loader.name}: lost the connection to PostgreSQL at {endpoint} after {report.docs_read} documents "
+            f"{name}: lost the connection to PostgreSQL at {endpoint} after {report.docs_read} documents "
             f"({type(e).__name__}: {first}). Every batch up to position {report.position or '(start)'} is committed "
             f"with its checkpoint; run the load again to resume from there."
         ) from e
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 def real_run(loader: LoaderSpec, source: Source, conn: psycopg.Connection, options: LoadOptions, report: LoadReport,

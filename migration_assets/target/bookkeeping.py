@@ -55,7 +55,8 @@ class RangeCheckpoint:
 
 
 def read_checkpoint(conn: psycopg.Connection, loader: str) -> Checkpoint | None:
-    """The loader's checkpoint; a ranged load's counts are its ranges' sums."""
+    """The loader's checkpoint; a ranged load's counts are its ranges' sums (and, in one range,
+    its position that range's)."""
     row = conn.execute(
         "SELECT loader, generation, source_fingerprint, position, status, fresh, docs_read, "
         "docs_quarantined, rows_written, run_id, ranges FROM migration.load_checkpoints WHERE loader = %s",
@@ -66,6 +67,8 @@ def read_checkpoint(conn: psycopg.Connection, loader: str) -> Checkpoint | None:
     cp = Checkpoint(*row)
     if cp.ranges is not None:
         parts = read_ranges(conn, loader)
+        if len(parts) == 1:  # one range: its position is the load's
+            cp.position = parts[0].position
         cp.docs_read = sum(r.docs_read for r in parts)
         cp.docs_quarantined = sum(r.docs_quarantined for r in parts)
         cp.rows_written = {}
