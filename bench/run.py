@@ -260,6 +260,8 @@ def main(argv=None) -> int:
             for n in sizes:
                 print(f"{dataset} {n}:", flush=True)
                 results["datasets"][dataset][str(n)] = bench_size(dataset, n, a)
+                # what is measured so far survives an interrupted run
+                Path(a.out).with_suffix(".partial.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
             results["datasets"][dataset]["summary"] = headline(
                 {k: v for k, v in results["datasets"][dataset].items() if k != "summary"})
     finally:
