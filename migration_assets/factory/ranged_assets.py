@@ -115,7 +115,7 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
             task = dataclasses.replace(task, lock_waited_s=task.lock_waited_s + waited)
             yield dg.DynamicOutput(task, mapping_key=f"range_{task.span.no}")
 
-    @dg.op(name=f"load_{loader.name}_range", retry_policy=None,
+    @dg.op(name=f"load_{loader.name}_range",
            description=f"Loads one _id range of `{loader.collection}`; its batches commit with its own checkpoint.")
     def load_one(context: dg.OpExecutionContext, config: RangedLoadConfig, mongo: MongoSourceResource,
                  postgres: PostgresTargetResource, task: RangeTask) -> tuple[RangeTask, LoadReport]:
