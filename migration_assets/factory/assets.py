@@ -131,6 +131,28 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
         yield t, meta
 
 
+def load_options(config: LoadConfig, run_id: str) -> LoadOptions:
+    return LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
+                       run_id=run_id, lock_timeout_s=config.lock_timeout_s)
+
+
+def refuse_nonconforming(loader: LoaderSpec, conn):
+    """Nothing is written to a target that does not conform: yields the tables'
+    ``schema_conforms`` evaluations (the UI says why too) and raises ``SchemaMismatch``."""
+    conformance = check_conformance(conn, [loader])
+    refused = conformance.blocking(loader.table_names)
+    if refused:
+        yield from conformance_evaluations(loader, conformance)
+        raise SchemaMismatch(refused)
+
+
+def dry_run_observations(loader: LoaderSpec, report: LoadReport, conn, database: str):
+    """What a dry run would have materialized, as observations (no ``dagster/`` keys)."""
+    for t, meta in materialize_results(loader, report, conn, database):
+        meta = {k: v for k, v in meta.items() if not k.startswith("dagster/")}
+        yield dg.AssetObservation(asset_key=table_key(t.table), metadata={"dry_run": True, **meta})
+
+
 def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"load_{loader.name}",
@@ -140,15 +162,9 @@ def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
     )
     def _load(context: dg.AssetExecutionContext, config: LoadConfig, mongo: MongoSourceResource,
               postgres: PostgresTargetResource):
-        options = LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
-                              run_id=context.run.run_id, lock_timeout_s=config.lock_timeout_s)
+        options = load_options(config, context.run.run_id)
         with mongo.session() as source, postgres.connect(f"load_{loader.name}") as conn:
-            conformance = check_conformance(conn, [loader])
-            refused = conformance.blocking(loader.table_names)
-            if refused:
-                # Nothing is written; the tables' schema_conforms checks say why, in the UI too.
-                yield from conformance_evaluations(loader, conformance)
-                raise SchemaMismatch(refused)
+            yield from refuse_nonconforming(loader, conn)
             total = source.count(loader.collection)
             context.log.info(f"{loader.name}: {total} documents in {source.describe()} -> {postgres.redacted_url}")
             report = run_loader(loader, source, conn, options, ProgressLog(context.log, loader.name, config.progress_interval_s),
@@ -157,12 +173,12 @@ def build_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
                 f"{loader.name}: {report.docs_read} read, {report.docs_loaded} loaded, "
                 f"{report.docs_quarantined} quarantined in {report.seconds:.2f}s"
             )
+            if config.dry_run:
+                for observation in dry_run_observations(loader, report, conn, postgres.database_name):
+                    context.log_event(observation)
+                return
             for t, meta in materialize_results(loader, report, conn, postgres.database_name):
-                if config.dry_run:
-                    meta = {k: v for k, v in meta.items() if not k.startswith("dagster/")}
-                    context.log_event(dg.AssetObservation(asset_key=table_key(t.table), metadata={"dry_run": True, **meta}))
-                else:
-                    yield dg.MaterializeResult(asset_key=table_key(t.table), metadata=meta)
+                yield dg.MaterializeResult(asset_key=table_key(t.table), metadata=meta)
 
     return _load
 

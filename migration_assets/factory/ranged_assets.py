@@ -17,18 +17,24 @@ from typing import Any
 
 import dagster as dg
 
-from migration_assets.factory.assets import LoadConfig, ProgressLog, loader_specs, materialize_results
-from migration_assets.factory.checks import conformance_evaluations
+from migration_assets.factory.assets import (
+    LoadConfig,
+    ProgressLog,
+    dry_run_observations,
+    load_options,
+    loader_specs,
+    materialize_results,
+    refuse_nonconforming,
+)
 from migration_assets.factory.keys import table_key
 from migration_assets.factory.metadata import progress_line
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.factory.table_pool import POOL_TAG, claim_table_pool, free_on_failure, free_table_pool
 from migration_assets.load.ranged import RangeTask, finish_load, load_range, plan_load
-from migration_assets.load.report import LoadOptions, LoadReport
+from migration_assets.load.report import LoadReport
 from migration_assets.load.run import run_loader
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target import bookkeeping as bk
-from migration_assets.target.conformance import SchemaMismatch, check_conformance
 from migration_assets.transform.context import needs_context
 
 
@@ -47,11 +53,6 @@ def executor_concurrency(run_config: dict[str, Any]) -> int:
                 return node["max_concurrent"]
             stack.extend(node.values())
     return os.cpu_count() or 1
-
-
-def options_of(config: LoadConfig, run_id: str) -> LoadOptions:
-    return LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
-                       run_id=run_id, lock_timeout_s=config.lock_timeout_s)
 
 
 class TableProgress:
@@ -89,23 +90,17 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
            description=f"Splits `{loader.collection}` into _id ranges (or resumes the interrupted ones).")
     def plan(context: dg.OpExecutionContext, config: RangedLoadConfig, mongo: MongoSourceResource,
              postgres: PostgresTargetResource):
-        options = options_of(config, context.run.run_id)
+        options = load_options(config, context.run.run_id)
         waited = claim_table_pool(context.instance, pool, context.run.run_id, timeout_s=config.lock_timeout_s,
                                   log=lambda m: context.log.info(f"{loader.name}: {m}"))
         if waited >= 1:
             context.log.info(f"{loader.name}: claimed pool {pool} after waiting {waited:.0f}s")
         with mongo.session() as source, postgres.connect(f"plan_{loader.name}") as conn:
-            conformance = check_conformance(conn, [loader])
-            refused = conformance.blocking(loader.table_names)
-            if refused:
-                yield from conformance_evaluations(loader, conformance)
-                raise SchemaMismatch(refused)
+            yield from refuse_nonconforming(loader, conn)
             if config.dry_run:  # one pass, nothing written, nothing to finish
                 report = run_loader(loader, source, conn, options, log=context.log.info)
-                for t, meta in materialize_results(loader, report, conn, postgres.database_name):
-                    meta = {k: v for k, v in meta.items() if not k.startswith("dagster/")}
-                    context.log_event(dg.AssetObservation(asset_key=table_key(t.table),
-                                                          metadata={"dry_run": True, **meta}))
+                for observation in dry_run_observations(loader, report, conn, postgres.database_name):
+                    context.log_event(observation)
                 free_table_pool(context.instance, pool, context.run.run_id)
                 return
 
@@ -119,7 +114,7 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
            description=f"Loads one _id range of `{loader.collection}`; its batches commit with its own checkpoint.")
     def load_one(context: dg.OpExecutionContext, config: RangedLoadConfig, mongo: MongoSourceResource,
                  postgres: PostgresTargetResource, task: RangeTask) -> tuple[RangeTask, LoadReport]:
-        options = options_of(config, context.run.run_id)
+        options = load_options(config, context.run.run_id)
         context.log.info(f"{loader.name}: {task.span.describe()} of {task.ranges}, "
                          f"{task.span.docs if task.span.docs is not None else 'unknown'} documents, "
                          f"in process {os.getpid()}")
@@ -136,7 +131,7 @@ def build_ranged_loader_asset(loader: LoaderSpec) -> dg.AssetsDefinition:
            description="Once every range has landed: self-references, id_map, the tables' metadata.")
     def finish(context: dg.OpExecutionContext, config: RangedLoadConfig, postgres: PostgresTargetResource,
                landed: list[tuple[RangeTask, LoadReport]]):
-        options = options_of(config, context.run.run_id)
+        options = load_options(config, context.run.run_id)
         with postgres.connect(f"finish_{loader.name}") as conn:
             report = finish_load(loader, conn, options, landed[0][0], [r for _, r in landed])
             context.log.info(f"{loader.name}: {report.docs_read} read, {report.docs_loaded} loaded, "
