@@ -30,6 +30,17 @@ import bson
 import psycopg
 
 from bench.datasets import DATABASE, DATASETS, dump_path
+from migration_assets.factory.executors import IN_PROCESS, multiprocess
+from migration_assets.factory.naming import (
+    CHECKSUM,
+    CONFORMS,
+    FIELDS,
+    QUARANTINE,
+    REFERENCE_PARITY,
+    ROW_COUNT,
+    column_key,
+    table_key,
+)
 from migration_assets.source.dump import DumpSource
 from migration_assets.specs.ids import new_id
 from migration_assets.specs.kinds import LegacyRef
@@ -409,61 +420,90 @@ class ServerCpu:
         return round(self._now() - self.start, 3)
 
 
-def ranged_job():
-    """The dataset's tables and their parity checks (row counts, checksums: what (b) verifies)
-    as one Dagster job (BENCH_DATASET)."""
-    from migration_assets.definitions import defs
-    from migration_assets.factory.keys import column_key, table_key
+PARITY_CHECKS = {CONFORMS, ROW_COUNT, CHECKSUM, QUARANTINE, FIELDS, REFERENCE_PARITY}
 
-    keys = {table_key(t) for l in measured(os.environ["BENCH_DATASET"]) for t in l.table_names}
-    remaps = {column_key(r.table, r.column) for l in measured(os.environ["BENCH_DATASET"]) for r in l.remaps}
-    definitions = defs()
-    # each loader's parity checks step (counts, checksums; its conformance and quarantine checks
-    # come with it), not the invariants
-    checks = {key for c in definitions.asset_checks or () if c.node_def.name.startswith("checks_")
-              for key in c.check_keys if key.asset_key in keys | remaps}
-    return definitions.resolve_job_def("migrate_all_tables").get_subset(asset_selection=keys | remaps,
+
+def parity_job(dataset: str):
+    """The dataset's tables and remaps with the checks (b) computes (conformance, row counts,
+    checksums, census, quarantine, reference parity; not the invariants), as one Dagster job
+    (the reconstructor the run worker and its steps call, like the command line's job_named)."""
+    from migration_assets.definitions import loaded
+
+    keys = {table_key(t) for l in measured(dataset) for t in l.table_names}
+    keys |= {column_key(r.table, r.column) for l in measured(dataset) for r in l.remaps}
+    definitions = loaded()
+    checks = {k for k in definitions.resolve_asset_graph().asset_check_keys
+              if k.asset_key in keys and k.name in PARITY_CHECKS}
+    return definitions.resolve_job_def("migrate_all_tables").get_subset(asset_selection=keys,
                                                                          asset_check_selection=checks)
 
 
-def platform_ranges(dataset: str, n: int, url: str, limit: int | None = None, ranges: int = 1) -> dict[str, Any]:
-    """(e): the dataset's tables and parity checks as a Dagster run with the multiprocess
-    executor, every ranged loader in ``ranges`` range steps (step start-ups included)."""
+def dagster_run(dataset: str, n: int, url: str, limit: int | None = None, *, executor: str = "multiprocess",
+                ranges: int = 1) -> dict[str, Any]:
+    """(e): the work of (b) as a Dagster run started the way the command line starts one: a run
+    worker forked from a server that preloaded the definitions, the platform's executor
+    (``in_process``, or ``multiprocess`` with steps forked from the worker's own server), every
+    ranged loader in ``ranges`` range steps. Its wall time includes all of that."""
     import tempfile
 
     import dagster as dg
 
+    from migration_assets.orchestration.launch import RunSpec, StartedRun, wait_for_end
+
     home = tempfile.mkdtemp(prefix="bench_home_")
     Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    os.environ.update(DAGSTER_HOME=home, BENCH_DATASET=dataset, MIGRATION_SOURCE="dump", MONGODB_DATABASE=DATABASE,
+    os.environ.update(DAGSTER_HOME=home, MIGRATION_SOURCE="dump", MONGODB_DATABASE=DATABASE,
                       MONGODUMP_DIR=str(dump_path(dataset, n)), MONGODB_URI="mongodb://127.0.0.1:1/",
                       MIGRATION_PG_URL=url, MIGRATION_PG_ALLOWED_HOSTS=",".join(ALLOWED))
     loaders = measured(dataset)
     source = source_for(dataset, n)
-    config = {"ops": {f"load_{l.name}": {"config": {"ranges": str(ranges), "batch_size": 5000,
-                                                     "progress_interval_s": 60.0}} for l in loaders if l.ranged},
-              # steps fork from a server that has imported the code once (Dagster's forkserver
-              # start method): a spawned step would import dagster and the definitions again
-              "execution": {"config": {"multiprocess": {"max_concurrent": max(2, ranges), "start_method": {
-                  "forkserver": {"preload_modules": ["migration_assets.definitions", "bench.measure"]}}}}}}
+    ops = {f"load_{l.name}": {"config": {"batch_size": 5000, "progress_interval_s": 60.0,
+                                         **({"ranges": str(ranges)} if l.ranged else {})}} for l in loaders}
+    execution = IN_PROCESS if executor == "in_process" else multiprocess(max(2, ranges))
+    spec = RunSpec("migrate_all_tables", {"ops": ops, **execution},
+                   reconstructor=("bench.measure", "parity_job", (dataset,)))
     with tg.connect(url, ALLOWED) as conn:
         server = ServerCpu(conn)
     cpu = Cpu()
-    t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(ranged_job), instance=instance, run_config=config)
-        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed
-                  and e.severity == dg.AssetCheckSeverity.ERROR] if result.success else ["run failed"]
-        # the load steps' own CPU (forkserver children are not this process's to account)
-        load_cpu = sum(e.materialization.metadata["client_cpu_s"].value for e in result.get_asset_materialization_events()
-                       if "client_cpu_s" in e.materialization.metadata)
-    seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        started = StartedRun(instance, spec)
+        started.wait_for_run(lambda s: time.sleep(s) or False)
+        wait_for_end(started, lambda: None, lambda s: time.sleep(s) or False, lambda: None)
+        seconds = time.perf_counter() - t0
+        run = instance.get_run_by_id(started.run_id)
+        evaluations = [e.dagster_event.event_specific_data for e in
+                       instance.all_logs(started.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+        failed = [e.check_name for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+        mats = [e.dagster_event.event_specific_data.materialization for e in
+                instance.all_logs(started.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
+        steps = step_seconds(instance, started.run_id)
+    load_cpu = sum(m.metadata["client_cpu_s"].value for m in mats if "client_cpu_s" in m.metadata)
     used = cpu.done()
-    return {"seconds": seconds, "docs": doc_count(source, loaders), "ranges": ranges, "verified": result.success
-            and not failed, "failed": failed, "client_cpu_s": round(load_cpu, 3),
-            "run_process_cpu_s": used["client_cpu_s"], "server_cpu_s": server.done(),
-            "peak_rss_mb": peak_rss_mb(),
-            "method": "dg.execute_job of the tables, remaps and parity checks, multiprocess executor (forkserver)"}
+    ok = run.status == dg.DagsterRunStatus.SUCCESS and not failed
+    return {"seconds": seconds, "docs": doc_count(source, loaders), "ranges": ranges, "executor": executor,
+            "verified": ok, "failed": failed or ([] if ok else [f"run {run.status.value}"]),
+            "checks": len(evaluations), "steps": len(steps), "step_seconds": round(sum(steps.values()), 3),
+            "client_cpu_s": round(load_cpu, 3), "run_process_cpu_s": used["client_cpu_s"],
+            "server_cpu_s": server.done(), "peak_rss_mb": peak_rss_mb(),
+            "method": "the command line's launch path (orchestration/launch.py): a run worker, the platform's executor"}
+
+
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Each step's own time, STEP_START to its end (what the steps did, not starting them)."""
+    import dagster as dg
+
+    starts, out = {}, {}
+    for e in instance.all_logs(run_id):
+        ev = e.dagster_event
+        if ev is None or not e.step_key:
+            continue
+        if ev.event_type == dg.DagsterEventType.STEP_START:
+            starts[e.step_key] = e.timestamp
+        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE) \
+                and e.step_key in starts:
+            out[e.step_key] = e.timestamp - starts[e.step_key]
+    return out
 
 
 KINDS = {"ceiling": ceiling, "platform": platform, "platform_reference": platform_reference, "naive": naive, "naive_to_sql": naive_to_sql, "dlt": dlt_load,
@@ -472,8 +512,9 @@ KINDS = {"ceiling": ceiling, "platform": platform, "platform_reference": platfor
 if __name__ == "__main__":
     kind, dataset, n, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     limit = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
-    if kind.startswith("ranges_"):  # (e): ranges_1, ranges_2, ranges_4
-        result = platform_ranges(dataset, n, url, limit, ranges=int(kind.split("_")[1]))
+    if kind.startswith("dagster_"):  # (e): dagster_in_process_1, dagster_multiprocess_2, ...
+        executor, ranges = kind.removeprefix("dagster_").rsplit("_", 1)
+        result = dagster_run(dataset, n, url, limit, executor=executor, ranges=int(ranges))
     else:
         result = KINDS[kind](dataset, n, url, limit)
     print("RESULT " + json.dumps(result, default=str), flush=True)

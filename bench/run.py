@@ -11,8 +11,10 @@ local PostgreSQL, on the same data:
   (b) platform  run_loader + remaps + verify_loader (counts and checksums, both sides)
   (c) naive     decode + transform + one INSERT per row
   (d) dlt       dlt[postgres] loading the same documents
-  (e) ranges_N  the tables and their checks as a Dagster run (multiprocess executor), the
-                ranged loaders in N range steps (core only; --ranges 1,2,4)
+  (e) dagster    the work of (b) as a Dagster run started the way the command line starts
+                one (a run worker, the platform's executor): in_process and multiprocess at
+                every size (core only), and multiprocess with the ranged loaders in N range
+                steps from --ranges-min up (--ranges 1,2,4); dagster_run_vs_bare per size
 
 Naive and dlt run on at most ``--naive-max`` / ``--dlt-max`` documents (the dump of that
 size): at ~3k docs/s a million documents takes them most of an hour each; their cost per
@@ -115,9 +117,19 @@ def bench_size(dataset: str, n: int, args) -> dict:
         res["naive"] = run_one("naive", dataset, naive_n)
         res["naive_to_sql"] = run_one("naive_to_sql", dataset, naive_n)
         res["dlt"] = run_one("dlt", dataset, dlt_n, schema=False)
-    if args.ranges and dataset == "core" and n >= args.ranges_min:
-        # (e) the tables and checks as a Dagster run, ranged loaders in 1, 2, 4 range steps
-        res["ranges"] = {str(r): run_one(f"ranges_{r}", dataset, n) for r in args.ranges}
+    if not args.skip_dagster and dataset == "core":
+        # (e) the same work as a Dagster run, as the command line starts one
+        runs = {"in_process": run_one("dagster_in_process_1", dataset, n),
+                "multiprocess": run_one("dagster_multiprocess_1", dataset, n)}
+        res["dagster_run"] = runs
+        bare = res["platform"]["seconds"]
+        res["dagster_run_vs_bare"] = {k: round(m["seconds"] / bare, 3) for k, m in runs.items()}
+        res["dagster_run_outside_steps_s"] = {k: round(m["seconds"] - m["step_seconds"], 1) for k, m in runs.items()
+                                              if k == "in_process"}  # steps one after another: the rest is overhead
+    if args.ranges and dataset == "core" and n >= args.ranges_min and not args.skip_dagster:
+        # (e) ranged loaders in 1, 2, 4 range steps, side by side (multiprocess)
+        res["ranges"] = {str(r): res["dagster_run"]["multiprocess"] if r == 1 else
+                         run_one(f"dagster_multiprocess_{r}", dataset, n) for r in args.ranges}
         one = res["ranges"][str(args.ranges[0])]["docs_per_s"]
         for r, m in res["ranges"].items():
             m["speedup_over_1"] = round(m["docs_per_s"] / one, 3)
@@ -183,6 +195,8 @@ def headline(dataset_results: dict) -> dict:
         # measured on that same dump in the same run, not with the largest size's rate.
         for key in ("platform_vs_naive", "platform_vs_naive_to_sql", "platform_vs_dlt"):
             ratios[key] = base["ratios"][key]
+    out["dagster_run_vs_bare"] = {s: dataset_results[s]["dagster_run_vs_bare"] for s in sizes
+                                  if "dagster_run_vs_bare" in dataset_results[s]}
     ranged = top.get("ranges")
     if ranged:
         best_n, best = max(ranged.items(), key=lambda kv: kv[1]["docs_per_s"])
@@ -245,7 +259,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-baselines", action="store_true")
     p.add_argument("--keep-data", action="store_true", help="keep dumps above 100k documents")
     p.add_argument("--ranges", default="1,2,4", help="(e) range counts of the Dagster-run measurement ('' skips it)")
-    p.add_argument("--ranges-min", type=int, default=100_000, help="(e) only at this size and above")
+    p.add_argument("--ranges-min", type=int, default=1_000_000, help="(e) range counts only at this size and above")
+    p.add_argument("--skip-dagster", action="store_true", help="skip (e), the Dagster-run measurements")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     a = p.parse_args(argv)
     a.ranges = [int(r) for r in a.ranges.split(",") if r]

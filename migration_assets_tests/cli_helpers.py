@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migration_assets.cli import main
+from migration_assets.cli.main import main
 
 
 class Stack:

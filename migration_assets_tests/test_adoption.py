@@ -13,7 +13,7 @@ import subprocess
 import psycopg
 import pytest
 
-from migration_assets.cli import main
+from migration_assets.cli.main import main
 from migration_assets.generator.writers import write_mongo
 from migration_assets.target.conformance import check_conformance
 from migration_assets.target.schema import migration_files

@@ -26,7 +26,7 @@ import pytest
 from migration_assets.specs.registry import all_tables
 from migration_assets_tests.conftest import ROOT, create_database, db_url
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.process]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,7 +59,7 @@ def migrated_instance(stack_env, pg_server, schema_template, mongo_client, world
     every domain and assessed marketplace readiness; then one request_templates row is
     changed in PostgreSQL and the marketplace verified again (its checksum check fails).
     Yields the environment."""
-    from migration_assets.cli import main
+    from migration_assets.cli.main import main
     from migration_assets.generator.writers import write_mongo
 
     name = create_database(pg_server, "ma_ui", schema_template)

@@ -7,6 +7,8 @@ documents loaded in 3 ranges by the multiprocess executor."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import psycopg
 import pytest
@@ -15,10 +17,10 @@ from migration_assets.generator.writers import write_dump
 from migration_assets.source.dump import DumpSource
 from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.conftest import create_database, db_url, drop_databases
-from migration_assets_tests.fixtures.ranged_run import notifications_celery_job, notifications_job, run_config
+from migration_assets_tests.fixtures.ranged_run import notifications_celery_job, run_config, run_in_own_process
 from migration_assets_tests.test_ranged import NOTIFICATIONS, notification_world, snapshot
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ def load_users(definitions, instance) -> None:
 
 
 def test_ranges_run_in_celery_workers_and_equal_the_multiprocess_load(
-        celery_workers, celery_env, celery_dump, celery_target, make_target_db, monkeypatch, stack_env, definitions):
+        celery_workers, celery_env, celery_dump, celery_target, make_target_db, monkeypatch, stack_env, definitions,
+        tmp_path):
     for k, v in {**stack_env, **celery_env}.items():
         monkeypatch.setenv(k, v)
     with dg.DagsterInstance.get() as instance:  # the workers' instance (DAGSTER_HOME of scripts/env.sh)
@@ -74,6 +77,5 @@ def test_ranges_run_in_celery_workers_and_equal_the_multiprocess_load(
         monkeypatch.setenv(k, v)
     with dg.instance_for_test() as instance:
         load_users(definitions, instance)
-        assert dg.execute_job(dg.reconstructable(notifications_job), instance=instance,
-                              run_config=run_config("3", 500)).success
+    run_in_own_process(dict(os.environ), tmp_path / "home", "3", 500)
     assert snapshot(celery_target) == snapshot(other)

@@ -77,9 +77,8 @@ def test_scaffold_drafts_a_spec_that_loads_as_definitions(mongo_client, mongo_db
     import dagster as dg
     from bson import Decimal128
 
-    from migration_assets.cli import main
+    from migration_assets.cli.main import main
     from migration_assets.factory.assets import build_loader_asset, source_collection_asset
-    from migration_assets.factory.checks import build_loader_checks
     from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
     from migration_assets.generator.writers import write_mongo
 
@@ -114,7 +113,7 @@ def test_scaffold_drafts_a_spec_that_loads_as_definitions(mongo_client, mongo_db
     loader = module.LOADER
     assert [t.table for t in loader.tables] == ["widget_orders", "widget_orders_lines"]
     defs = dg.Definitions(assets=[source_collection_asset(loader), build_loader_asset(loader)],
-                          asset_checks=[build_loader_checks(loader)], resources={
+                          resources={
                               "mongo": MongoSourceResource(uri=stack_env["MONGODB_URI"], database=mongo_db_name),
                               "postgres": PostgresTargetResource(url="postgresql://x@127.0.0.1/x")})
     dg.Definitions.validate_loadable(defs)

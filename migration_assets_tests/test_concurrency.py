@@ -1,10 +1,12 @@
 """Two runs of the same table at once cannot both write.
 
-Dagster's ``table_<loader>`` pools serialize runs of one instance; the loader's PostgreSQL
-advisory lock also covers runs that do not share an instance (two deployments, the CLI
-next to the UI). Here three real Dagster processes with separate DAGSTER_HOMEs load
-``users`` into one target: A is frozen (SIGSTOP) mid-load while holding the lock; B waits
-with a clear log line and writes nothing until A is done; C gives up after its
+Dagster's ``table_<loader>`` pools serialize the runs of one instance; PostgreSQL covers
+runs that do not share one (two deployments, the CLI next to the UI): the loader's advisory
+lock while a step writes, and the load's lease (``target/lease.py``) between a ranged load's
+steps, where no step holds the lock. Here three real Dagster processes with separate
+DAGSTER_HOMEs load ``users`` into one target: A is frozen (SIGSTOP) mid-load while holding
+the lock; B waits with a clear log line and writes nothing until A is done, and never takes
+A's load over in the gap before A's finish step (A stays alive); C gives up after its
 ``lock_timeout_s`` with an error naming the holder.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -26,7 +30,7 @@ from migration_assets.target.bookkeeping import read_checkpoint
 from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.fixtures import dagster_proc as dp
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 USERS = loader_for_table("users")
 
@@ -131,3 +135,39 @@ def test_remap_waits_for_the_loader_lock(target_url, stack_env, live_source_db):
     finally:
         source.close()
         other.close()
+
+
+def test_between_its_steps_a_live_run_keeps_its_load(tmp_path, make_target_db):
+    """The gap the first test can fall into, made certain: run A planned its ranges and no
+    step of it holds the lock. B takes the exclusive lock, finds the load owned by A, whose
+    worker lives, and waits instead of taking over; once A's worker is gone, B takes over
+    and says whose load it resumed."""
+    from migration_assets.load.ranged import plan_load
+    from migration_assets.load.report import LoadOptions
+    from migration_assets.processes import Process, this_host
+    from migration_assets.target.lease import Owner
+
+    world = generate(seed=17, scale=2)
+    dump = tmp_path / "dump"
+    write_dump(dump, "marketplace", {"users": world.docs["users"]})
+    source = DumpSource(dump, "marketplace")
+    url = make_target_db()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # A's run worker
+    try:
+        a = Owner("run-a", Process(this_host(), worker.pid, time.time()))
+        with tg.connect(url, ["127.0.0.1"]) as conn:
+            planned = plan_load(USERS, source, conn, LoadOptions(run_id="run-a", owner=a), 2, 2, log=print)
+            assert len(planned.tasks) == 2 and not planned.resumed
+            said: list[str] = []
+            with pytest.raises(tg.LoadLocked, match="owned by run run-a.*alive"):
+                plan_load(USERS, source, conn, LoadOptions(run_id="run-b", owner=Owner("run-b"), lock_timeout_s=1.5),
+                          2, 2, log=said.append)
+            assert state(conn)[0][0] == "run-a"  # still A's
+            worker.kill()
+            worker.wait()
+            taken = plan_load(USERS, source, conn, LoadOptions(run_id="run-b", owner=Owner("run-b")), 2, 2,
+                              log=said.append)
+            assert taken.resumed and state(conn)[0][0] == "run-b"
+            assert any(f"run run-a's worker pid {worker.pid}" in m and "is gone" in m for m in said), said
+    finally:
+        worker.kill()

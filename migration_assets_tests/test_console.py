@@ -12,8 +12,8 @@ from dagster_shared.error import SerializableErrorInfo
 
 from migration_assets.console.errors import REMEDIES, UNKNOWN_NEXT, explain_exception, explain_recorded
 from migration_assets.console.exits import Exit, for_checks, worst
-from migration_assets.console.runs import silence_dagster_warnings
 from migration_assets.factory.metadata import LoadProgress, progress_line, read_progress_line
+from migration_assets.orchestration.launch import silence_dagster_warnings
 from migration_assets.source.documents import SourceUnavailable
 from migration_assets.target.conformance import Mismatch, SchemaMismatch
 
@@ -114,3 +114,79 @@ def test_only_dagsters_beta_and_preview_warnings_are_silenced():
         warnings.warn("kept", DeprecationWarning)
         warnings.warn("kept too", UserWarning)
     assert [str(w.message) for w in seen] == ["kept", "kept too"]
+
+
+# --- lines that tell the truth -----------------------------------------------------------------
+
+def asset(steps: set[str], *, checks: dict[str, bool] | None = None, materialized: bool = True):
+    from migration_assets.console.progress import AssetState, CheckResult
+
+    a = AssetState("public/delivery_attempts", steps=steps, planned=True,
+                   checks_planned=list(checks or {}), metadata={"rows_loaded": 64, "duration_s": 0.2}
+                   if materialized else None)
+    a.checks = {n: CheckResult(n, ok, "ERROR") for n, ok in (checks or {}).items()}
+    return a
+
+
+def failed_run(*steps: str):
+    from migration_assets.console.progress import RunState, StepFailure
+
+    run = RunState("r", "migrate_marketplace")
+    run.failures = [StepFailure(s, SerializableErrorInfo("boom", [], "RuntimeError")) for s in steps]
+    return run
+
+
+def test_a_table_whose_checks_passed_is_never_failed():
+    from migration_assets.console.render import asset_verdict, describe
+
+    # its own load step failed after writing it and passing all its checks (another table's check failed)
+    passed = asset({"load_purchase_requests"}, checks={"row_count_parity": True, "checksum_parity": True})
+    run = failed_run("load_purchase_requests")
+    assert asset_verdict(passed, run) == "ok"
+    # never ran: another step failed first
+    never = asset({"load_purchase_requests.finish_purchase_requests", "checks_purchase_requests"},
+                  checks={"row_count_parity": True}, materialized=False)
+    never.checks = {}
+    assert asset_verdict(never, failed_run("load_purchase_requests.load_purchase_requests_range[range_0]")) == "NOT RUN"
+    assert describe(never, failed_run("load_purchase_requests.load_purchase_requests_range[range_0]")) == \
+        "not run: load_purchase_requests.load_purchase_requests_range[range_0] failed"
+    # written, its checks cut short by its step's failure: that is a failure, and it says why
+    cut = asset({"load_purchase_requests"}, checks={"row_count_parity": True, "checksum_parity": True})
+    cut.checks.pop("checksum_parity")
+    assert asset_verdict(cut, run) == "FAILED"
+    assert "1 not run: load_purchase_requests failed" in describe(cut, run)
+    # an ERROR check of its own fails it, whatever else happened
+    bad = asset({"load_x"}, checks={"checksum_parity": False})
+    assert asset_verdict(bad, failed_run()) == "FAILED"
+
+
+def test_a_resumed_ranged_load_says_how_it_was_taken_up():
+    from migration_assets.load.ranged import LANDED
+    from migration_assets.load.report import LoadReport, merge_reports
+
+    landed = LoadReport("users", docs_read=100_000, docs_before=100_000, resumed_from=LANDED)
+    fresh = LoadReport("users", docs_read=50_000)
+    mid = LoadReport("users", docs_read=70_000, docs_before=20_000, resumed_from="65f0")
+    assert merge_reports("users", [landed, fresh], resumed=True).resumed_from == \
+        "1 of 2 range(s) had landed, 0 resumed mid-range; 100000 documents committed before this run"
+    assert merge_reports("users", [landed, mid, fresh], resumed=True).resumed_from == \
+        "1 of 3 range(s) had landed, 1 resumed mid-range; 120000 documents committed before this run"
+    assert merge_reports("users", [mid]).resumed_from == "65f0"  # one range mid-way: its position
+    assert merge_reports("users", [fresh, fresh]).resumed_from is None
+
+
+def test_an_error_raised_in_the_run_worker_is_explained_as_if_raised_here():
+    import pickle
+
+    from migration_assets.orchestration.launch import RunNotStarted
+
+    try:
+        try:
+            raise SourceUnavailable("MongoDB at mongodb://db:27017/ is unreachable: refused")
+        except SourceUnavailable as inner:
+            raise RuntimeError("while starting the run") from inner
+    except RuntimeError as outer:
+        crossed = pickle.loads(pickle.dumps(RunNotStarted.of(outer)))
+    explained = explain_exception(crossed, "migrate")
+    assert explained.text == "MongoDB at mongodb://db:27017/ is unreachable: refused"
+    assert explained.next_step == next(r for r in REMEDIES if SourceUnavailable in r.errors).next_step

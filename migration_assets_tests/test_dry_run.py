@@ -14,7 +14,7 @@ import time
 import dagster as dg
 import pytest
 
-from migration_assets import cli
+from migration_assets.cli.main import main
 from migration_assets.factory.assets import build_loader_asset
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.generator.writers import write_dump
@@ -83,7 +83,7 @@ def test_dry_run_writes_nothing_and_reports_what_a_real_run_does(
     before, counters_before = snapshot(target_conn), write_counters(target_conn)
     # The operator's command, per domain (marketplace loaders simulate users, their parent).
     for domain in ("auth", "marketplace"):
-        assert cli.main(["migrate", "--domain", domain, "--dry-run"]) == 0
+        assert main(["migrate", "--domain", domain, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "migrate: dry run, nothing was written to the target" in out and "FAILED" not in out
     assert any(x.startswith("migrate_marketplace ") and " SUCCESS " in x for x in out.splitlines()), out

@@ -23,7 +23,7 @@ from migration_assets.verify.checksums import verify_loader
 from migration_assets_tests.fixtures import dagster_proc as dp
 from migration_assets_tests.fixtures.private_pg import PrivatePostgres
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 CORE = [loader_for_table(t) for t in ("users", "categories", "request_templates", "purchase_requests", "seller_offers")]
 
@@ -80,15 +80,18 @@ def test_postgres_restart_mid_run_fails_clearly_and_rerun_converges(tmp_path, pr
     events = dp.run_events(home)
     (run_id,) = events
     failures = "\n".join(dp.step_failures(events[run_id]))
-    assert (f"seller_offers: lost the connection to PostgreSQL at 127.0.0.1:{private_pg.port}/migration" in failures), \
-        failures[-3000:]
+    assert re.search(rf"seller_offers range 0 \[start, end\) of 1: lost the connection to PostgreSQL at "
+                     rf"127\.0\.0\.1:{private_pg.port}/migration after \d+ documents", failures), failures[-3000:]
     assert "run the load again to resume from there" in failures
+    # what the whole load had committed, read over a new connection once PostgreSQL was back
+    said = re.search(r"Committed so far across the 1 range\(s\): (\d+) documents; landed: none\.", failures)
+    assert said, failures[-3000:]
 
     conn = connect_retrying(url)
     cp = read_checkpoint(conn, "seller_offers")
     status, position, docs_read, rows_written = cp.status, cp.position, cp.docs_read, cp.rows_written
     committed = conn.execute("SELECT count(*) FROM public.seller_offers").fetchone()[0]
-    assert status == "running" and 500 <= docs_read < total
+    assert status == "running" and 500 <= docs_read < total and int(said.group(1)) == docs_read
     assert committed == rows_written["seller_offers"] == docs_read  # the checkpoint matches its rows
     # The message names the last batch this process saw committed (the checkpoint's, unless
     # the restart cut the very reply to a COMMIT).

@@ -25,7 +25,7 @@ from migration_assets.verify.checksums import verify_loader
 from migration_assets.verify.diff import diff_rows
 from migration_assets_tests.fixtures import dagster_proc as dp
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 CORE = [loader_for_table(t) for t in ("users", "categories", "request_templates", "purchase_requests", "seller_offers")]
 BATCH = 10

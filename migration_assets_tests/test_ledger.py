@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from migration_assets.factory.invariant_checks import build_ledger_checks
+from migration_assets.factory.invariant_checks import ledger_specs
 from migration_assets.load.remap import apply_remap
 from migration_assets.load.report import LoadOptions
 from migration_assets.load.resync import resync_gaps
@@ -16,6 +16,7 @@ from migration_assets.source.dump import DumpSource
 from migration_assets.specs.registry import all_loaders, loader_for_table
 from migration_assets.target.gaps import open_gaps
 from migration_assets.verify.invariants import ledger as inv
+from migration_assets.verify.invariants.ledger import ledger_loader
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job
 
 pytestmark = pytest.mark.integration
@@ -167,5 +168,5 @@ def test_ledger_checks_in_dagster_block_with_typed_reasons(migration_env, defini
     assert entry in meta_value(ev["ledger_append_only"], "violating_rows")
     assert isinstance(meta_value(ev["ledger_balances_match_source"], "absolute_delta"), float)
     assert ev["ledger_money_checks"].passed
-    specs = {s.name: s for s in build_ledger_checks().check_specs}
+    specs = {s.name: s for s in ledger_specs(ledger_loader())}
     assert len(specs) == 5 and all(s.blocking for s in specs.values())

@@ -10,9 +10,8 @@ import pytest
 from bson import ObjectId
 
 from migration_assets.factory.assets import ProgressLog, build_loader_asset, source_collection_asset
-from migration_assets.factory.checks import build_loader_checks
-from migration_assets.factory.keys import collection_key, table_key
 from migration_assets.factory.metadata import collection_schema, column_lineage, progress_line, static_table_metadata
+from migration_assets.factory.naming import collection_key, table_key
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.load.report import LoadReport
 from migration_assets.specs.registry import all_loaders, loader_for_table
@@ -133,7 +132,7 @@ def test_materialization_metadata_of_a_real_load(stack_env, mongo_client, mongo_
     }
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [build_loader_asset(USERS), build_loader_checks(USERS)], resources=resources, instance=instance,
+        [build_loader_asset(USERS)], resources=resources, instance=instance,
         run_config={"ops": {"load_users": {"config": {"batch_size": 3, "progress_interval_s": 0.0}}}},
         raise_on_error=False)
     assert result.success

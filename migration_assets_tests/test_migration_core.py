@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from migration_assets.factory.assets import build_loader_asset, build_remap_asset
-from migration_assets.factory.checks import build_loader_checks
+from migration_assets.factory.checks import loader_check_specs, remap_check_specs
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.specs.registry import all_loaders, loader_for_table
 from migration_assets_tests.helpers import check_evaluations, failed_checks, meta_value, run_job, table_rows
@@ -42,15 +42,15 @@ def test_dg_materialize_core_chain_with_explicit_resources(stack_env, live_sourc
     assets = [build_loader_asset(l) for l in loaders]
     pr = loader_for_table("purchase_requests")
     assets.append(build_remap_asset(pr, pr.remaps[0]))
-    checks = [build_loader_checks(l) for l in loaders]
     resources = {
         "mongo": MongoSourceResource(uri=stack_env["MONGODB_URI"], database=live_source_db, mode="live"),
         "postgres": PostgresTargetResource(url=target_url, allowed_hosts="127.0.0.1"),
     }
-    result = dg.materialize([*assets, *checks], resources=resources, raise_on_error=False)
+    result = dg.materialize(assets, resources=resources, raise_on_error=False)
     assert result.success, failed_checks(result)
-    # per table: conforms, count, checksum; per loader: quarantine, fields accounted for
-    assert len(result.get_asset_check_evaluations()) == sum(3 * len(l.tables) + 2 for l in loaders)
+    # every check of every loader (computed in its load step) and of the remap
+    expected = sum(len(loader_check_specs(l)) for l in loaders) + len(remap_check_specs(pr, pr.remaps[0]))
+    assert len(result.get_asset_check_evaluations()) == expected
     selected = sum(1 for d in world.docs["purchaserequests"] if d.get("selectedOfferId"))
     assert target_conn.execute(
         "SELECT count(*) FROM purchase_requests WHERE selected_offer_id IS NOT NULL").fetchone()[0] == selected

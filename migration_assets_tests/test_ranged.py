@@ -33,7 +33,7 @@ from migration_assets.source.dump import DumpSource
 from migration_assets.source.live import LiveSource
 from migration_assets.specs.registry import loader_for_table
 from migration_assets.verify.checksums import verify_loader
-from migration_assets_tests.fixtures.ranged_run import notifications_job, run_config
+from migration_assets_tests.fixtures.ranged_run import notifications_job, run_config, run_in_own_process
 from migration_assets_tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
@@ -108,14 +108,6 @@ def test_live_planner_edges(mongo_client, mongo_db_name):
 # --- 3 ranges == 1 range ----------------------------------------------------------------
 
 
-def load_with(ranges: int, *, multiprocess: bool, instance) -> dg.ExecutionResult:
-    config = run_config(str(ranges), 500)
-    if multiprocess:
-        return dg.execute_job(dg.reconstructable(notifications_job), instance=instance, run_config=config)
-    del config["execution"]
-    return notifications_job().execute_in_process(instance=instance, run_config=config, raise_on_error=False)
-
-
 def snapshot(url: str) -> dict:
     with psycopg.connect(url.replace("migration_platform@", "postgres@", 1)) as c:
         return {
@@ -141,10 +133,18 @@ def test_three_ranges_equal_one(tmp_path, make_target_db, migration_env, pg_serv
             users = definitions.resolve_job_def("migrate_all_tables").get_subset(
                 asset_selection={dg.AssetKey(["public", "users"]), dg.AssetKey(["public", "user_passkeys"])})
             assert users.execute_in_process(instance=instance, raise_on_error=False).success
-            result = load_with(ranges, multiprocess=multiprocess, instance=instance)
-            assert result.success
-            run_id = result.run_id
-            logs = [e.message for e in instance.all_logs(run_id) if e.message]
+            if multiprocess:
+                home = tmp_path / f"home_{ranges}"
+                run_id = run_in_own_process(dict(os.environ), home, str(ranges), 500)
+                with dg.DagsterInstance.from_config(str(home)) as own:
+                    logs = [e.message for e in own.all_logs(run_id) if e.message]
+            else:
+                config = run_config(str(ranges), 500)
+                del config["execution"]
+                result = notifications_job().execute_in_process(instance=instance, run_config=config,
+                                                                raise_on_error=False)
+                assert result.success
+                logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
             assert sum("landed:" in m for m in logs) == ranges
             if multiprocess:  # side by side: each range step in a process of its own
                 pids = {m.rsplit("in process ", 1)[1] for m in logs if " in process " in m}
@@ -186,8 +186,9 @@ def run_env(big_dump, make_target_db, migration_env, tmp_path, definitions):
     assert users.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False).success
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # the project's pools: one slot per table_<loader>
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
+    # the project's pools: one run at a time per table_<loader>
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    granularity: run\n"
+                                       "    default_limit: 1\n")
     return url, {**os.environ, "DAGSTER_HOME": str(home)}
 
 
@@ -268,8 +269,9 @@ def test_two_runs_of_one_loader_exclude_each_other(run_env, big_dump):
         second = start_run(env, "2", 100, lock_timeout=3)
         out2, _ = second.communicate(timeout=180)
         assert second.returncode == 1
-        assert "waiting for pool table_notifications: held by run(s)" in out2, out2[-3000:]
-        assert "gave up after 3s waiting for pool table_notifications" in out2, out2[-3000:]
+        # started beside the queue (execute_job), so no pool held it back: PostgreSQL did
+        assert "notifications: waiting for the load lock" in out2, out2[-3000:]
+        assert "gave up after 3s waiting for the load lock of loader 'notifications'" in out2, out2[-3000:]
         out1, _ = first.communicate(timeout=300)
         assert first.returncode == 0, out1[-3000:]
         # the second run never became the owner, and the first one's generation completed

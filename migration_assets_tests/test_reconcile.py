@@ -15,13 +15,14 @@ import psycopg
 import pytest
 from bson import Decimal128, ObjectId
 
-from migration_assets.cli import main
+from migration_assets.cli.main import main
 from migration_assets.cutover.reconcile import reconcile_loaders
-from migration_assets.defs.reconcile import MAX_RECONCILIATIONS, parity_failure_sensor
+from migration_assets.defs.reconcile import parity_failure_sensor
 from migration_assets.defs.sensors import source_change_sensor
-from migration_assets.factory.keys import table_key
+from migration_assets.factory.naming import table_key
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.load.resync import resync_documents
+from migration_assets.orchestration.records import MAX_RECONCILIATIONS
 from migration_assets.source.live import LiveSource
 from migration_assets.specs.registry import all_loaders, loader_for_table
 from migration_assets.verify.checksums import verify_loader

@@ -9,7 +9,6 @@ import dagster as dg
 import pytest
 
 from migration_assets.factory.assets import build_loader_asset
-from migration_assets.factory.checks import build_loader_checks
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.redaction import redact
 from migration_assets.source.documents import SourceUnavailable
@@ -30,7 +29,7 @@ def closed_port() -> int:
 
 def run_users(mongo: MongoSourceResource, postgres: PostgresTargetResource):
     loader = loader_for_table("users")
-    return dg.materialize([build_loader_asset(loader), build_loader_checks(loader)],
+    return dg.materialize([build_loader_asset(loader)],
                           resources={"mongo": mongo, "postgres": postgres}, raise_on_error=False)
 
 

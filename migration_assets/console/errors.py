@@ -19,6 +19,7 @@ import psycopg
 from migration_assets.console.exits import Exit
 from migration_assets.cutover.ledger_conflicts import NotAConflict
 from migration_assets.factory.resources import BadConfigValue
+from migration_assets.orchestration.launch import RunNotStarted
 from migration_assets.source.documents import SourceUnavailable
 from migration_assets.target.conformance import SchemaMismatch
 from migration_assets.target.guard import LoadLocked, TargetRefused, TargetUnavailable
@@ -112,6 +113,9 @@ def exception_causes(exc: BaseException) -> Iterator[Cause]:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, RunNotStarted) and current.causes:  # raised in the run worker
+            yield from (Cause(name, message) for name, message in current.causes)
+            return
         message = str(current)
         if isinstance(current, psycopg.Error) and current.diag.message_primary:
             diag = current.diag

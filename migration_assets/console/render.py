@@ -22,7 +22,7 @@ from rich.text import Text
 from migration_assets.console.progress import AssetState, RunState
 from migration_assets.factory.metadata import LoadProgress, progress_line
 
-STYLE = {"ok": "green", "FAILED": "bold red", "WARN": "yellow", "SKIPPED": "dim"}
+STYLE = {"ok": "green", "FAILED": "bold red", "WARN": "yellow", "SKIPPED": "dim", "NOT RUN": "dim"}
 # Where a plain (not a terminal) console wraps tables; a log line is better long than broken.
 PLAIN_WIDTH = 200
 
@@ -51,20 +51,40 @@ def run_url(run_id: str) -> str | None:
     return f"{base}/runs/{run_id}" if base else None
 
 
+def failed_steps(a: AssetState, run: RunState) -> list[str]:
+    """The failed steps that concern the asset: its own, or else (when it never ran) the
+    run's, which kept it from running."""
+    own = [f.step for f in run.failures if f.step in a.steps]
+    if own or a.metadata is not None or a.checks:
+        return own
+    return [f.step or "the run" for f in run.failures]
+
+
+def checks_passed(a: AssetState) -> bool:
+    return bool(a.checks_planned) and all(c in a.checks and a.checks[c].passed for c in a.checks_planned)
+
+
 def asset_verdict(a: AssetState, run: RunState) -> str:
+    """FAILED only for what failed: an ERROR check of its own, or a step of its own that failed
+    before its checks all passed. An asset that never ran because something failed is NOT RUN."""
     severities = {c.severity for c in a.failed_checks}
-    if "ERROR" in severities or any(f.step in a.steps for f in run.failures):
+    if "ERROR" in severities:
         return "FAILED"
+    if a.observed:  # a dry run: nothing materialized, no check to run
+        return "WARN" if severities else "ok"
+    if failed_steps(a, run):
+        if a.metadata is None and not a.checks:
+            return "NOT RUN"
+        if not (a.metadata is not None and (checks_passed(a) or not a.checks_planned)):
+            return "FAILED"
     if severities:
         return "WARN"
-    if a.observed:  # a dry run: nothing materialized, no check to run
-        return "ok"
     if (a.planned and a.metadata is None) or len(a.checks) < len(a.checks_planned):
         return "SKIPPED"
     return "ok"
 
 
-def describe(a: AssetState) -> str:
+def describe(a: AssetState, run: RunState) -> str:
     """What the asset's materialization (or dry-run observation) says, and its checks."""
     m, parts = a.metadata or {}, []
     if a.observed:
@@ -85,8 +105,12 @@ def describe(a: AssetState) -> str:
         parts.append(f"{m['dagster/row_count']} rows")
     if parts and "duration_s" in m and not a.observed:
         parts[-1] += f" in {m['duration_s']:.1f}s"
-    if m.get("resumed_from", "-") != "-":
-        parts[-1] += f" (resumed the interrupted load after {m['resumed_from']})"
+    resumed = m.get("resumed_from", "-")
+    if resumed != "-":  # a position (one stream, or one range), or how a ranged load was taken up
+        parts[-1] += f" (resumed the interrupted load: {resumed})" if " " in str(resumed) else \
+            f" (resumed the interrupted load after {resumed})"
+    if a.planned and a.metadata is None and not a.checks:
+        return "not run" + (f": {', '.join(failed)} failed" if (failed := failed_steps(a, run)) else "")
     if a.planned and a.metadata is None:
         parts.append("not materialized")
     if a.checks_planned and not a.observed:
@@ -97,7 +121,7 @@ def describe(a: AssetState) -> str:
         if failed:
             text += "; failed: " + ", ".join(failed)
         if missing:
-            text += f"; {len(missing)} not run"
+            text += f"; {len(missing)} not run" + (f": {', '.join(why)} failed" if (why := failed_steps(a, run)) else "")
         parts.append(text)
     return "; ".join(parts)
 
@@ -105,7 +129,7 @@ def describe(a: AssetState) -> str:
 def asset_line(a: AssetState, run: RunState, prefix: str = "") -> Text:
     verdict = asset_verdict(a, run)
     width = max(len(x.label) for x in run.assets.values())
-    return Text.assemble(prefix + "  ", (f"{verdict:7s}", STYLE[verdict]), f" {a.label:{width}s}  {describe(a)}")
+    return Text.assemble(prefix + "  ", (f"{verdict:7s}", STYLE[verdict]), f" {a.label:{width}s}  {describe(a, run)}")
 
 
 def load_text(p: LoadProgress) -> str:

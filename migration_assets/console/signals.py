@@ -1,9 +1,6 @@
-"""SIGINT and SIGTERM, turned into a request to stop that the CLI acts on.
-
-Dagster defers both signals during an in-process execution until a step's own code runs, so
-a run waiting between steps (for a pool slot) would never hear them. The CLI therefore runs
-the job in a worker thread, where Dagster installs no handlers, and keeps the signals here
-in the main thread."""
+"""SIGINT and SIGTERM, turned into a request to stop that the CLI acts on: while it waits for
+pools, for its run to start, or for the run worker it follows (which then terminates the run
+through Dagster, ``orchestration/launch.py``)."""
 
 from __future__ import annotations
 

@@ -31,10 +31,10 @@ from migration_assets.target.gaps import open_gap_counts
 from migration_assets.verify.acknowledged import held_acknowledgements
 from migration_assets.verify.canonical import source_rows, table_sql
 from migration_assets.verify.checksums import verification_context
+from migration_assets.verify.outcomes import PASSED
 from migration_assets.verify.quarantined import QuarantineIndex
 
 GO, NO_GO = "GO", "NO-GO"
-PASSED = "passed"
 
 # --- the application's flags (from the seed's runtime cutover status) -------------------
 

@@ -8,13 +8,12 @@ import zlib
 import dagster as dg
 
 from migration_assets.cutover import readiness as rd
-from migration_assets.defs.infrastructure import GAPS, ID_MAP
+from migration_assets.factory.naming import GAPS, ID_MAP, INFRASTRUCTURE, READINESS, READINESS_JOB, TABLE_KINDS
 from migration_assets.factory.partitions import DOMAIN_PARTITIONS
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.orchestration import records
 from migration_assets.specs.registry import loaders_in_domain
 from migration_assets.verify.acknowledged import held_acknowledgements
-
-READINESS = dg.AssetKey(["migration", "cutover_readiness"])
 
 
 class ReadinessConfig(dg.Config):
@@ -25,53 +24,29 @@ class ReadinessConfig(dg.Config):
     seed: int | None = None
 
 
-def outcome(instance: dg.DagsterInstance, record) -> str | None:
-    """One check execution as ``passed`` / ``failed (SEVERITY)`` / ``skipped``; None while its
-    run is still going (it does not count yet)."""
-    status = record.status.value
-    if status == "SUCCEEDED":
-        return rd.PASSED
-    if status == "FAILED":
-        data = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
-        severity = getattr(getattr(data, "severity", None), "value", "ERROR")
-        return f"failed ({severity})"
-    run = instance.get_run_by_id(record.run_id)
-    if run is None or not run.is_finished:
-        return None
-    return "skipped" if run.status == dg.DagsterRunStatus.SUCCESS else "not executed (run failed)"
-
-
 def check_history(instance: dg.DagsterInstance, check_keys, runs: int) -> list[rd.CheckHistory]:
-    storage = instance.event_log_storage
-    out = []
-    for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        records = storage.get_asset_check_execution_history(key, limit=runs + 5)
-        outcomes = [o for o in (outcome(instance, r) for r in records) if o is not None]
-        out.append(rd.CheckHistory(key.asset_key.to_user_string(), key.name, outcomes[:runs]))
-    return out
+    return [rd.CheckHistory(h.key.asset_key.to_user_string(), h.key.name, h.outcomes)
+            for h in records.check_history(instance, check_keys, runs)]
 
 
-def code_location_graph(context: dg.AssetExecutionContext):
-    """Every asset and check of the code location (runs launched from the UI carry the
-    repository; an in-process run of a resolved job does not, so load the definitions)."""
-    try:
-        return context.repository_def.asset_graph
-    except Exception:
-        from migration_assets.definitions import defs
+def code_location_graph():
+    """Every asset and check of the code location, whatever job this run is of (a run
+    rebuilt from its job alone carries only that job's assets)."""
+    from migration_assets.definitions import loaded
 
-        return defs().resolve_asset_graph()
+    return loaded().resolve_asset_graph()
 
 
-def domain_check_keys(context: dg.AssetExecutionContext, domain: str) -> list[dg.AssetCheckKey]:
-    graph = code_location_graph(context)
+def domain_check_keys(domain: str) -> list[dg.AssetCheckKey]:
+    graph = code_location_graph()
     return [k for k in graph.asset_check_keys
             if graph.has(k.asset_key) and graph.get(k.asset_key).group_name == domain]
 
 
 @dg.asset(
     key=READINESS,
-    group_name="infrastructure",
-    kinds={"mongodb", "postgres"},
+    group_name=INFRASTRUCTURE,
+    kinds=TABLE_KINDS,
     partitions_def=DOMAIN_PARTITIONS,
     deps=[ID_MAP, GAPS],
     description="Cutover readiness of one domain (partition): **GO** only when every check of the "
@@ -85,7 +60,7 @@ def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig
     loaders = loaders_in_domain(domain)
     seed = config.seed if config.seed is not None else zlib.crc32(context.run.run_id.encode())
     rng = random.Random(seed)
-    checks = check_history(context.instance, domain_check_keys(context, domain), config.green_runs)
+    checks = check_history(context.instance, domain_check_keys(domain), config.green_runs)
     samples, acknowledged = [], {}
     with mongo.session() as source, postgres.connect("cutover_readiness") as conn:
         gaps = rd.domain_gaps(conn, loaders)
@@ -131,7 +106,7 @@ def cutover_readiness(context: dg.AssetExecutionContext, config: ReadinessConfig
 
 
 cutover_readiness_job = dg.define_asset_job(
-    "cutover_readiness",
+    READINESS_JOB,
     selection=dg.AssetSelection.assets(READINESS),
     partitions_def=DOMAIN_PARTITIONS,
     description="Decides GO / NO-GO for one domain (launch with the domain as partition).",

@@ -1,10 +1,25 @@
 """Jobs by domain (migrate, verify), the full migration, the hourly verification, and the
-re-sync of given rows (launched by the dual-write gap sensor)."""
+re-sync of given rows (launched by the dual-write gap sensor).
+
+Every job runs on ``factory/executors.py``'s executor: by default a process per step, forked
+from a server that has the definitions loaded; ``in_process: true`` for small runs (the
+command line chooses it when every collection of the run fits one range)."""
 
 import dagster as dg
 
-from migration_assets.factory.keys import table_key
+from migration_assets.factory.executors import EXECUTOR
 from migration_assets.factory.metadata import markdown_table
+from migration_assets.factory.naming import (
+    HOURLY_VERIFICATION,
+    ID_MAP,
+    MIGRATE_ALL,
+    RESYNC,
+    VERIFY_ALL,
+    domain_tags,
+    migrate_job,
+    table_key,
+    verify_job,
+)
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.load.resync import resync_gaps
 from migration_assets.specs.registry import DOMAINS
@@ -17,39 +32,39 @@ def domain_tables(domain: str) -> dg.AssetSelection:
 
 migrate_jobs = [
     dg.define_asset_job(
-        f"migrate_{d}",
-        selection=domain_tables(d) | dg.AssetSelection.assets(table_key("id_map")),
+        migrate_job(d),
+        selection=domain_tables(d) | dg.AssetSelection.assets(ID_MAP),
         description=f"Loads and verifies every {d} table, then reconciles id_map for {d} "
         f"(launch with partition '{d}').",
-        tags={"domain": d},
+        tags=domain_tags(d),
     )
     for d in DOMAINS
 ]
 
 verify_jobs = [
     dg.define_asset_job(
-        f"verify_{d}",
+        verify_job(d),
         selection=dg.AssetSelection.all_asset_checks() & dg.AssetSelection.groups(d),
         description=f"Runs every check of the {d} tables without loading data.",
-        tags={"domain": d},
+        tags=domain_tags(d),
     )
     for d in DOMAINS
 ]
 
 migrate_all = dg.define_asset_job(
-    "migrate_all_tables",
+    MIGRATE_ALL,
     selection=dg.AssetSelection.groups(*DOMAINS).materializable(),
     description="Loads and verifies every table of every domain in FK order (id_map is per domain).",
 )
 
 verify_all = dg.define_asset_job(
-    "verify_all",
+    VERIFY_ALL,
     selection=dg.AssetSelection.all_asset_checks(),
     description="Runs every asset check (counts, checksums, integrity, ledger) without loading data.",
 )
 
 hourly_verification = dg.ScheduleDefinition(
-    name="hourly_verification",
+    name=HOURLY_VERIFICATION,
     job=verify_all,
     cron_schedule="0 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -71,7 +86,7 @@ class ResyncConfig(dg.Config):
     gap_ids: list[int] = []
 
 
-@dg.op(name="resync_rows_step", description="Re-syncs exactly the given rows from Mongo through the load path.")
+@dg.op(name=f"{RESYNC}_step", description="Re-syncs exactly the given rows from Mongo through the load path.")
 def resync_rows_op(context: dg.OpExecutionContext, config: ResyncConfig, mongo: MongoSourceResource,
                    postgres: PostgresTargetResource) -> dg.Output:
     with mongo.session() as source, postgres.connect("resync_rows") as conn:
@@ -107,14 +122,14 @@ def resync_rows_op(context: dg.OpExecutionContext, config: ResyncConfig, mongo: 
     return dg.Output(resolved, metadata=meta)
 
 
-@dg.job(name="resync_rows", tags={"kind": "resync"},
+@dg.job(name=RESYNC, tags={"kind": "resync"},
         description="Re-syncs exactly the rows its config lists (entity + legacy ids, and the dual-write gaps "
         "they close) from Mongo into PostgreSQL through the load path; launched by dualwrite_gap_sensor.")
 def resync_rows_job():
     # The node keeps the name "resync_rows" (the run config key); the op definition may not
     # share the job's name (Dagster refuses the code location otherwise).
-    resync_rows_op.alias("resync_rows")()
+    resync_rows_op.alias(RESYNC)()
 
 
 defs = dg.Definitions(jobs=[*migrate_jobs, *verify_jobs, migrate_all, verify_all, resync_rows_job],
-                      schedules=[hourly_verification])
+                      schedules=[hourly_verification], executor=EXECUTOR)

@@ -6,27 +6,22 @@
 * ``parity_failure_sensor``: the second trigger next to ``source_change_sensor``. A
   ``row_count_parity`` or ``checksum_parity`` that a scheduled verification found failing,
   on a non-ledger table, requests one reconciliation of that loader (run key: the loader and
-  the failing run). A loader still failing after ``MAX_RECONCILIATIONS`` of them is left to
-  people; ``migration-assets status`` says so.
+  the failing run). A loader still failing after ``records.MAX_RECONCILIATIONS`` of them is
+  left to people; ``migration-assets status`` says so.
 """
 
 import dagster as dg
 
 from migration_assets.cutover.reconcile import Reconciliation, reconcile_loaders
-from migration_assets.defs.jobs import hourly_verification
-from migration_assets.factory.keys import table_key
 from migration_assets.factory.metadata import markdown_table
+from migration_assets.factory.naming import RECONCILE, table_key
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.orchestration.records import RECONCILE_TAG, failing_scheduled, left_to_people
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.specs.registry import all_loaders
 
-PARITY = ("row_count_parity", "checksum_parity")
-MAX_RECONCILIATIONS = 3
 LABELS = {"new": "new", "changed": "changed", "removed": "removed", "conflicts": "immutable conflict (kept)"}
 LISTED = 1000  # document ids per kind an observation lists (the counts are exact)
-RECONCILE_TAG = "reconcile_loader"
-SCHEDULE_TAG = "dagster/schedule_name"
-HISTORY = 20  # executions of a check looked back at for its last pass
 
 
 class ReconcileConfig(dg.Config):
@@ -92,7 +87,7 @@ def reconcile_step(context: dg.OpExecutionContext, config: ReconcileConfig, mong
     return dg.Output(totals, metadata=totals)
 
 
-@dg.job(name="reconcile", tags={"kind": "reconcile"},
+@dg.job(name=RECONCILE, tags={"kind": "reconcile"},
         description="The catch-up that misses nothing: new, changed (updatedAt or not) and deleted documents reach "
                     "PostgreSQL; removed rows are kept in migration.removed_rows; the ledger is never rewritten.")
 def reconcile_job():
@@ -100,42 +95,6 @@ def reconcile_job():
 
 
 # --- the second trigger -----------------------------------------------------------------------
-
-def parity_keys(loader: LoaderSpec) -> list[dg.AssetCheckKey]:
-    return [dg.AssetCheckKey(table_key(t), name) for t in loader.table_names for name in PARITY]
-
-
-def reconciliations_since_green(instance: dg.DagsterInstance, loader: LoaderSpec) -> int:
-    """Reconciliation runs of ``loader`` since its parity checks last all passed (for a check
-    that never passed: since ever)."""
-    events = instance.event_log_storage
-    last_passed = [next((r.create_timestamp for r in events.get_asset_check_execution_history(k, limit=HISTORY)
-                         if r.status.value == "SUCCEEDED"), None) for k in parity_keys(loader)]
-    since = 0.0 if None in last_passed else min(last_passed, default=0.0)
-    runs = instance.get_run_records(filters=dg.RunsFilter(tags={RECONCILE_TAG: loader.name}), limit=50)
-    return sum(1 for r in runs if r.create_timestamp.timestamp() > since)
-
-
-def left_to_people(instance: dg.DagsterInstance, loader: LoaderSpec) -> int | None:
-    """The reconciliations that did not help, when a loader's parity still fails after
-    ``MAX_RECONCILIATIONS`` of them (None otherwise)."""
-    if loader.append_only or failing_scheduled(instance, loader) is None:
-        return None
-    done = reconciliations_since_green(instance, loader)
-    return done if done >= MAX_RECONCILIATIONS else None
-
-
-def failing_scheduled(instance: dg.DagsterInstance, loader: LoaderSpec) -> str | None:
-    """The run of a scheduled verification in which a parity check of ``loader`` failed last."""
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(parity_keys(loader))
-    for record in records.values():
-        if record.status.value != "FAILED":
-            continue
-        run = instance.get_run_by_id(record.run_id)
-        if run is not None and run.tags.get(SCHEDULE_TAG) == hourly_verification.name:
-            return record.run_id
-    return None
-
 
 @dg.sensor(name="parity_failure_sensor", job=reconcile_job, minimum_interval_seconds=120,
            default_status=dg.DefaultSensorStatus.RUNNING,

@@ -28,6 +28,7 @@ import psycopg
 from migration_assets.cutover.watermarks import Mark, changes_since, loaded_mark, marks_key
 from migration_assets.defs.jobs import migrate_jobs, resync_rows_job
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.orchestration.records import runs_tagged, unfinished_runs_of
 from migration_assets.source.documents import SourceUnavailable
 from migration_assets.specs.registry import DOMAINS, loaders_in_domain
 from migration_assets.target.gaps import open_gaps
@@ -38,8 +39,6 @@ MAX_GAPS_PER_RUN = 200
 MAX_RUN_RETRIES = 3  # runs per exact request (a failed run is retried under a new key)
 PENDING_TIMEOUT = dt.timedelta(minutes=15)  # a requested run that never appeared is requested again
 
-FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-UNFINISHED = [s for s in dg.DagsterRunStatus if s not in FINISHED]
 RUN_KEY_TAG = "dagster/run_key"
 # A tick that cannot read a server (or a target without the schema yet) skips, saying why.
 UNREACHABLE = (SourceUnavailable, TargetUnavailable, TargetRefused, psycopg.errors.UndefinedTable)
@@ -47,12 +46,12 @@ UNREACHABLE = (SourceUnavailable, TargetUnavailable, TargetRefused, psycopg.erro
 
 def run_state(instance: dg.DagsterInstance, run_key: str) -> str:
     """``absent`` / ``running`` / ``success`` / ``failed`` of the runs launched for a run key."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=10)
+    runs = runs_tagged(instance, RUN_KEY_TAG, run_key, limit=10)
     if not runs:
         return "absent"
     if any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
         return "success"
-    if any(r.status not in FINISHED for r in runs):
+    if any(not r.is_finished for r in runs):
         return "running"
     return "failed"
 
@@ -62,7 +61,7 @@ def run_state(instance: dg.DagsterInstance, run_key: str) -> str:
 def gaps_in_flight(instance: dg.DagsterInstance) -> set[int]:
     """Gap ids of ``resync_rows`` runs that have not finished yet."""
     out: set[int] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(job_name=resync_rows_job.name, statuses=UNFINISHED)):
+    for run in unfinished_runs_of(instance, resync_rows_job.name):
         config = (run.run_config or {}).get("ops", {}).get("resync_rows", {}).get("config", {})
         out.update(int(i) for i in config.get("gap_ids", []))
     return out
@@ -103,7 +102,7 @@ def dualwrite_gap_sensor(context: dg.SensorEvaluationContext, postgres: Postgres
     # counts an attempt, so trying it again is a new batch; the same batch is never
     # requested twice, except after a failed run (a new key, at most MAX_RUN_RETRIES).
     digest = hashlib.sha1("|".join(f"{g.id}:{g.attempts}" for g in todo).encode()).hexdigest()[:16]
-    tried = context.instance.get_runs(filters=dg.RunsFilter(tags={"gap_batch": digest}))
+    tried = runs_tagged(context.instance, "gap_batch", digest)
     if any(r.status == dg.DagsterRunStatus.SUCCESS for r in tried) or len(tried) >= MAX_RUN_RETRIES:
         return dg.SensorResult(
             skip_reason=f"gaps {[g.id for g in todo]} were re-synced {len(tried)} time(s) without closing; "
@@ -167,7 +166,7 @@ def _detect(context, mongo, postgres, marks: dict, pending: dict, requests: list
             if not changed:
                 continue
             key = f"catchup-{domain}-{marks_key(new)}"
-            tried = context.instance.get_runs(filters=dg.RunsFilter(tags={"catchup_marks": key}))
+            tried = runs_tagged(context.instance, "catchup_marks", key)
             if len(tried) >= MAX_RUN_RETRIES:
                 notes.append(f"{domain}: catch-up {key} failed {len(tried)} times; not requested again")
                 continue

@@ -1,14 +1,38 @@
-"""Asset checks built from the specs: per table row-count and checksum parity (blocking:
-children of a failing table do not load), per loader the open quarantine, per remap the
-reference parity."""
+"""Asset checks built from the specs: per table the target's conformance, row-count and
+checksum parity (blocking: children of a failing table do not load), per loader the census
+and the open quarantine, the invariants (``invariant_checks.py``), per remap the reference
+parity. A one-step loader computes them in its load step (``check_specs``), a ranged loader
+in a ``checks_<loader>`` step after its finish; either runs them alone in a verification."""
 
+
+from collections.abc import Collection, Iterator
 
 import dagster as dg
+import psycopg
 
-from migration_assets.factory.keys import collection_key, column_key, table_key
+from migration_assets.factory.invariant_checks import (
+    invariant_results,
+    invariant_specs,
+    ledger_specs,
+    remap_rule_result,
+    remap_rule_spec,
+)
 from migration_assets.factory.metadata import markdown_table
+from migration_assets.factory.naming import (
+    CHECKSUM,
+    CONFORMS,
+    FIELDS,
+    QUARANTINE,
+    REFERENCE_PARITY,
+    ROW_COUNT,
+    checks_op,
+    collection_key,
+    column_key,
+    table_key,
+)
 from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
 from migration_assets.source.census import IGNORED, MAPPED, UNMAPPED, Census, mapped_paths, verdicts
+from migration_assets.source.documents import Source
 from migration_assets.specs.model import DeferredRemap, LoaderSpec
 from migration_assets.target.bookkeeping import open_quarantine_by_reason, open_quarantine_sample
 from migration_assets.target.conformance import Conformance, Mismatch, check_conformance
@@ -30,7 +54,7 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
         **(listed or {}),
     }
     yield dg.AssetCheckResult(
-        asset_key=key, check_name="row_count_parity", passed=tv.counts_match,
+        asset_key=key, check_name=ROW_COUNT, passed=tv.counts_match,
         severity=dg.AssetCheckSeverity.ERROR, metadata=count_meta,
         description=None if tv.counts_match else
         f"PostgreSQL has {tv.target.count} rows, the source {tv.source.count} (+{tv.quarantined_rows} quarantined)",
@@ -54,14 +78,13 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
             **(diff_stats or {}),
         })
     yield dg.AssetCheckResult(
-        asset_key=key, check_name="checksum_parity", passed=tv.checksums_match,
+        asset_key=key, check_name=CHECKSUM, passed=tv.checksums_match,
         severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
         description=None if tv.checksums_match or diff is None else
         f"{diff.missing} missing, {diff.extra} extra, {diff.changed} changed rows",
     )
 
 
-FIELDS = "fields_accounted_for"
 FIELDS_DESCRIPTION = ("every field path the collection's documents hold is mapped to a column, or ignored in the "
                       "spec with a reason (ERROR while any is unmapped; the rows loaded are right, a column is missing)")
 
@@ -108,7 +131,6 @@ def census_observation(loader: LoaderSpec, census: Census) -> dg.AssetObservatio
         "unmapped_paths": sum(1 for c in columns if c.description.endswith(UNMAPPED))})
 
 
-CONFORMS = "schema_conforms"
 CONFORMS_DESCRIPTION = ("the target's table matches the spec before any load: columns and types, nullability, "
                         "foreign keys, enum labels, the upserts' unique keys, the ledger's triggers and CHECKs")
 
@@ -132,77 +154,126 @@ def conformance_evaluations(loader: LoaderSpec, conformance: Conformance) -> lis
     return out
 
 
-def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
+def parity_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
     specs = []
     for t in loader.tables:
         key = table_key(t.table)
         specs.append(dg.AssetCheckSpec(CONFORMS, asset=key, blocking=True, description=CONFORMS_DESCRIPTION))
-        specs.append(dg.AssetCheckSpec("row_count_parity", asset=key, blocking=True,
+        specs.append(dg.AssetCheckSpec(ROW_COUNT, asset=key, blocking=True,
                                        description="PostgreSQL rows = source rows - quarantined rows"))
-        specs.append(dg.AssetCheckSpec("checksum_parity", asset=key, blocking=True,
+        specs.append(dg.AssetCheckSpec(CHECKSUM, asset=key, blocking=True,
                                        description="canonical projection checksum, Mongo (Python) vs PostgreSQL (SQL)"))
-    specs.append(dg.AssetCheckSpec("quarantine_empty", asset=table_key(loader.root.table), blocking=False,
+    root = table_key(loader.root.table)
+    specs.append(dg.AssetCheckSpec(QUARANTINE, asset=root, blocking=False,
                                    description="documents of this collection that could not be mapped (WARN)"))
-    specs.append(dg.AssetCheckSpec(FIELDS, asset=table_key(loader.root.table), blocking=False,
-                                   description=FIELDS_DESCRIPTION))
+    specs.append(dg.AssetCheckSpec(FIELDS, asset=root, blocking=False, description=FIELDS_DESCRIPTION))
+    return specs
 
-    # Op name "checks_<loader>": "verify_<domain>" is a job name, and a loader may share its domain's name.
-    @dg.multi_asset_check(name=f"checks_{loader.name}", specs=specs,
+
+def loader_check_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
+    """Every check of a loader's tables: parity, census, quarantine, invariants, the ledger's."""
+    return parity_specs(loader) + invariant_specs(loader) + ledger_specs(loader)
+
+
+def as_result(e: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=e.asset_key, check_name=e.check_name, passed=e.passed,
+                               metadata=e.metadata, severity=e.severity, description=e.description)
+
+
+def loader_check_results(loader: LoaderSpec, source: Source, conn: psycopg.Connection,
+                         selected: Collection[dg.AssetCheckKey], *, log_event, run_id: str, workers: int = 1,
+                         conformance: Conformance | None = None) -> Iterator[dg.AssetCheckResult]:
+    """The loader's checks that are in ``selected``, each computed once (one verification
+    pass for the parity checks, the census and the quarantine)."""
+    names = {k.name for k in selected}
+    if CONFORMS in names:
+        for e in conformance_evaluations(loader, conformance or check_conformance(conn, [loader])):
+            if e.asset_check_key in selected:
+                yield as_result(e)
+    root = table_key(loader.root.table)
+    if names & {ROW_COUNT, CHECKSUM, FIELDS}:
+        yield from parity_pass(loader, source, conn, selected, log_event=log_event, workers=workers)
+    if dg.AssetCheckKey(root, QUARANTINE) in selected:
+        yield quarantine_result(loader, conn)
+    yield from invariant_results(loader, source, conn, selected, run_id)
+
+
+def parity_pass(loader: LoaderSpec, source: Source, conn: psycopg.Connection, selected: Collection[dg.AssetCheckKey],
+                *, log_event, workers: int) -> Iterator[dg.AssetCheckResult]:
+    v = verify_loader(loader, source, conn, workers=workers)
+    log_event(census_observation(loader, v.census))
+    if dg.AssetCheckKey(table_key(loader.root.table), FIELDS) in selected:
+        yield census_check(loader, v.census)
+    mismatched = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
+    diff = bisect_diff(loader, source, conn, verification=v, tables=mismatched,
+                       limit=DIFF_SAMPLE) if mismatched else None
+    stats = {} if diff is None else {
+        "diff_ranges_hashed": diff.stats.ranges_hashed_source + diff.stats.ranges_hashed_target,
+        "diff_documents_reread": diff.stats.docs_decoded,
+        "diff_seconds": round(diff.stats.seconds, 3),
+    }
+    acknowledged = {} if not v.acknowledged else {
+        "acknowledged_conflicts": len(v.acknowledged),
+        "acknowledged": dg.MetadataValue.md(markdown_table(
+            ["entry", "what differs", "acknowledged by", "when", "why"],
+            [(k, a.differs, a.acknowledged_by, a.acknowledged_at, a.reason) for k, a in sorted(v.acknowledged.items())]))}
+    for t in loader.tables:
+        table_diff = diff.tables.get(t.table) if diff is not None else None
+        for result in parity_results(table_key(t.table), v.tables[t.table], table_diff, diff_stats=stats, extra={
+            "source_documents": v.source_docs, "quarantined_documents": v.quarantined_docs,
+            "source_seconds": round(v.seconds_source, 3), "target_seconds": round(v.seconds_target, 3),
+        }, listed=acknowledged):
+            if dg.AssetCheckKey(result.asset_key, result.check_name) in selected:
+                yield result
+
+
+def quarantine_result(loader: LoaderSpec, conn: psycopg.Connection) -> dg.AssetCheckResult:
+    sample = open_quarantine_sample(conn, loader.name)
+    by_code = open_quarantine_by_reason(conn, loader.name)
+    n = sum(by_code.values())
+    meta = {"quarantined_documents": n, "by_reason": by_code or {"none": 0}}
+    if sample:
+        meta["sample"] = dg.MetadataValue.md(markdown_table(["_id", "code", "reason"], sample))
+    return dg.AssetCheckResult(asset_key=table_key(loader.root.table), check_name=QUARANTINE,
+                               passed=n == 0, severity=dg.AssetCheckSeverity.WARN, metadata=meta)
+
+
+def build_loader_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition:
+    """A ranged loader's checks, as a step of their own after its finish (a one-step loader
+    computes the same checks in its load step)."""
+
+    @dg.multi_asset_check(name=checks_op(loader.name), specs=loader_check_specs(loader), can_subset=True,
                           description=f"Verifies {', '.join(loader.table_names)} against Mongo `{loader.collection}`.")
     def _verify(context: dg.AssetCheckExecutionContext, mongo: MongoSourceResource,
                 postgres: PostgresTargetResource):
-        with mongo.session() as source, postgres.connect(f"verify_{loader.name}") as conn:
-            for e in conformance_evaluations(loader, check_conformance(conn, [loader])):
-                yield dg.AssetCheckResult(asset_key=e.asset_key, check_name=e.check_name, passed=e.passed,
-                                          metadata=e.metadata, severity=e.severity, description=e.description)
-            v = verify_loader(loader, source, conn, workers=mongo.checksum_workers)
-            context.op_execution_context.log_event(census_observation(loader, v.census))
-            yield census_check(loader, v.census)
-            mismatched = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
-            diff = bisect_diff(loader, source, conn, verification=v, tables=mismatched,
-                               limit=DIFF_SAMPLE) if mismatched else None
-            stats = {} if diff is None else {
-                "diff_ranges_hashed": diff.stats.ranges_hashed_source + diff.stats.ranges_hashed_target,
-                "diff_documents_reread": diff.stats.docs_decoded,
-                "diff_seconds": round(diff.stats.seconds, 3),
-            }
-            acknowledged = {} if not v.acknowledged else {
-                "acknowledged_conflicts": len(v.acknowledged),
-                "acknowledged": dg.MetadataValue.md(markdown_table(
-                    ["entry", "what differs", "acknowledged by", "when", "why"],
-                    [(k, a.differs, a.acknowledged_by, a.acknowledged_at, a.reason) for k, a in sorted(v.acknowledged.items())]))}
-            for t in loader.tables:
-                tv = v.tables[t.table]
-                table_diff = diff.tables.get(t.table) if diff is not None else None
-                yield from parity_results(table_key(t.table), tv, table_diff, diff_stats=stats, extra={
-                    "source_documents": v.source_docs, "quarantined_documents": v.quarantined_docs,
-                    "source_seconds": round(v.seconds_source, 3), "target_seconds": round(v.seconds_target, 3),
-                }, listed=acknowledged)
-            sample = open_quarantine_sample(conn, loader.name)
-            by_code = open_quarantine_by_reason(conn, loader.name)
-        n = sum(by_code.values())
-        meta = {"quarantined_documents": n, "by_reason": by_code or {"none": 0}}
-        if sample:
-            meta["sample"] = dg.MetadataValue.md(markdown_table(["_id", "code", "reason"], sample))
-        yield dg.AssetCheckResult(asset_key=table_key(loader.root.table), check_name="quarantine_empty",
-                                  passed=n == 0, severity=dg.AssetCheckSeverity.WARN, metadata=meta)
+        with mongo.session() as source, postgres.connect(checks_op(loader.name)) as conn:
+            yield from loader_check_results(loader, source, conn, context.selected_asset_check_keys,
+                                            log_event=context.op_execution_context.log_event,
+                                            run_id=context.run.run_id, workers=mongo.checksum_workers)
 
     return _verify
 
 
-def build_remap_checks(loader: LoaderSpec, remap: DeferredRemap) -> dg.AssetChecksDefinition:
+def remap_check_specs(loader: LoaderSpec, remap: DeferredRemap) -> list[dg.AssetCheckSpec]:
     key = column_key(remap.table, remap.column)
+    rule = remap_rule_spec(loader, remap, key)
+    return [dg.AssetCheckSpec(REFERENCE_PARITY, asset=key, blocking=True,
+                              description="every source reference is set in PostgreSQL or refused into quarantine"),
+            *([rule] if rule else [])]
 
-    @dg.asset_check(asset=key, name="reference_parity", blocking=True,
-                    description="every source reference is set in PostgreSQL or refused into quarantine")
-    def _check(mongo: MongoSourceResource, postgres: PostgresTargetResource) -> dg.AssetCheckResult:
-        with mongo.session() as source, postgres.connect(f"verify_{remap.name}") as conn:
-            tv = verify_remap(loader, remap, source, conn)
-        return dg.AssetCheckResult(
-            passed=tv.checksums_match, severity=dg.AssetCheckSeverity.ERROR,
+
+def remap_check_results(loader: LoaderSpec, remap: DeferredRemap, source: Source, conn: psycopg.Connection,
+                        selected: Collection[dg.AssetCheckKey]) -> Iterator[dg.AssetCheckResult]:
+    key = column_key(remap.table, remap.column)
+    if dg.AssetCheckKey(key, REFERENCE_PARITY) in selected:
+        tv = verify_remap(loader, remap, source, conn)
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=REFERENCE_PARITY, passed=tv.checksums_match,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={"expected_references": tv.source.count, "actual_references": tv.target.count,
                       "diff": tv.target.count - tv.source.count, "refused_references": tv.quarantined_rows,
                       "expected_checksum": tv.source.hexdigest, "actual_checksum": tv.target.hexdigest},
         )
-
-    return _check
+    rule = remap_rule_spec(loader, remap, key)
+    if rule is not None and rule.key in selected:
+        yield remap_rule_result(loader, remap, conn, key)

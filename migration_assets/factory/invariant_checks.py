@@ -1,10 +1,11 @@
-"""Invariant checks built from the specs (logic in ``verify/invariants/``):
+"""Invariant checks built from the specs (logic in ``verify/invariants/``), computed in the
+step that loads their table (one-step loaders) or checks it (ranged loaders):
 
-* per loader, one ``invariants_<loader>`` op: ``no_orphan_references`` and
-  ``enum_values_valid`` per table, the business rules its table specs declare, and
-  ``source_references_resolve`` on the root table (references in Mongo pointing nowhere);
-* a remap's ``belongs`` rule on the remap's own asset;
-* ``ledger_invariants`` on the ledger loader's table (the spec that declares a ledger):
+* per table: ``no_orphan_references`` and ``enum_values_valid``, the business rules its spec
+  declares; ``source_references_resolve`` on the root table (references in Mongo pointing
+  nowhere);
+* a remap's ``belongs`` rule, on the remap's own asset;
+* the ledger's invariants on the ledger loader's table (the spec that declares a ledger):
   immutability, balances vs Mongo, per-payment sums, money CHECKs, append-only across runs.
 
 Every check but ``source_references_resolve`` is blocking with severity ERROR. Metadata: the
@@ -12,13 +13,16 @@ number of violations, ``failure_reasons`` (typed reason -> count), the measures 
 and the violating rows (by legacy id) as a markdown table.
 """
 
-import dagster as dg
+from collections.abc import Collection, Iterator
 
-from migration_assets.factory.keys import column_key, table_key
+import dagster as dg
+import psycopg
+
 from migration_assets.factory.metadata import markdown_table
-from migration_assets.factory.resources import MongoSourceResource, PostgresTargetResource
+from migration_assets.factory.naming import ENUMS, NO_ORPHANS, SOURCE_REFERENCES, table_key
+from migration_assets.source.documents import Source
 from migration_assets.specs.kinds import Enum
-from migration_assets.specs.model import BusinessRule, LoaderSpec, TableSpec
+from migration_assets.specs.model import DeferredRemap, LoaderSpec, TableSpec
 from migration_assets.verify.invariants import integrity, ledger
 from migration_assets.verify.invariants.result import InvariantResult
 from migration_assets.verify.invariants.rules import business_rule, remap_rule
@@ -66,85 +70,70 @@ def invariant_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
     for t in loader.tables:
         key = table_key(t.table)
         if has_refs(t):
-            specs.append(dg.AssetCheckSpec("no_orphan_references", asset=key, blocking=True,
+            specs.append(dg.AssetCheckSpec(NO_ORPHANS, asset=key, blocking=True,
                                            description="every reference names an existing row (ERROR). Reads the referenced "
                                                        "tables, of whatever domain: that row is what the reference "
                                                        "promises; rows the application dual-wrote there count"))
         if has_enums(t):
-            specs.append(dg.AssetCheckSpec("enum_values_valid", asset=key, blocking=True,
+            specs.append(dg.AssetCheckSpec(ENUMS, asset=key, blocking=True,
                                            description="enum columns hold their type's values, and the types the spec's"))
         for rule in t.rules:
             specs.append(dg.AssetCheckSpec(rule.name, asset=key, blocking=True, description=rule.description))
     if any(True for _ in integrity.reference_columns(loader)):
         specs.append(dg.AssetCheckSpec(
-            "source_references_resolve", asset=table_key(loader.root.table), blocking=False,
+            SOURCE_REFERENCES, asset=table_key(loader.root.table), blocking=False,
             description="references in Mongo that point nowhere, one by one: each must be quarantined "
                         "(WARN lists them; ERROR if one is not quarantined). Reads the referenced tables' "
                         "legacy ids, of whatever domain, to know which targets PostgreSQL lacks"))
     return specs
 
 
-def build_invariant_checks(loader: LoaderSpec) -> dg.AssetChecksDefinition | None:
-    specs = invariant_specs(loader)
-    if not specs:
-        return None
-    names = {s.name for s in specs}
-
-    @dg.multi_asset_check(name=f"invariants_{loader.name}", specs=specs,
-                          description=f"Integrity and business invariants of {', '.join(loader.table_names)}.")
-    def _invariants(mongo: MongoSourceResource, postgres: PostgresTargetResource):
-        with postgres.connect(f"invariants_{loader.name}") as conn:
-            for t in loader.tables:
-                if has_refs(t):
-                    yield check_result(integrity.orphan_references(conn, t))
-                if has_enums(t):
-                    yield check_result(integrity.enum_values(conn, t))
-                for rule in t.rules:
-                    yield check_result(business_rule(conn, rule, t.table))
-            if "source_references_resolve" in names:
-                with mongo.session() as source:
-                    yield check_result(integrity.dangling_source_references(loader, source, conn))
-
-    return _invariants
-
-
-def build_remap_rule_checks(loader: LoaderSpec) -> list[dg.AssetChecksDefinition]:
-    """Rules about a remapped column, on the remap's own asset (its own op: a check of the
-    loader's op there would close a cycle through the blocking checks)."""
-    out = []
-    for remap in loader.remaps:
-        rule = remap_rule(loader, remap)
-        if rule is not None:
-            out.append(rule_check(rule, remap.table, column_key(remap.table, remap.column)))
-    return out
-
-
-def rule_check(rule: BusinessRule, table: str, key: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=key, name=rule.name, blocking=True, description=rule.description)
-    def _rule(postgres: PostgresTargetResource) -> dg.AssetCheckResult:
-        with postgres.connect(rule.name) as conn:
-            return check_result(business_rule(conn, rule, table), key)
-
-    return _rule
-
-
-def build_ledger_checks() -> dg.AssetChecksDefinition | None:
-    loader = ledger.ledger_loader()
-    if loader is None:
-        return None
+def ledger_specs(loader: LoaderSpec) -> list[dg.AssetCheckSpec]:
+    if loader.ledger is None:
+        return []
     key = table_key(loader.root.table)
-    specs = [dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in LEDGER_CHECKS.items()]
+    return [dg.AssetCheckSpec(name, asset=key, blocking=True, description=d) for name, d in LEDGER_CHECKS.items()]
 
-    @dg.multi_asset_check(name="ledger_invariants", specs=specs,
-                          description="Funds-ledger invariants (blocking, ERROR), each with typed failure reasons.")
-    def _ledger(context: dg.AssetCheckExecutionContext, mongo: MongoSourceResource,
-                postgres: PostgresTargetResource):
-        with postgres.connect("ledger_invariants") as conn:
-            yield check_result(ledger.ledger_immutability(conn, loader.root.table))
-            with mongo.session() as source:
-                yield check_result(ledger.ledger_balances(loader, source, conn))
-            yield check_result(ledger.ledger_payment_sums(conn, loader))
-            yield check_result(ledger.money_checks(conn, loader))
-            yield check_result(ledger.ledger_append_only(conn, loader, context.run.run_id))
 
-    return _ledger
+def invariant_results(loader: LoaderSpec, source: Source, conn: psycopg.Connection,
+                      selected: Collection[dg.AssetCheckKey], run_id: str) -> Iterator[dg.AssetCheckResult]:
+    """The loader's invariant and ledger checks that are in ``selected``."""
+    def wanted(table: str, name: str) -> bool:
+        return dg.AssetCheckKey(table_key(table), name) in selected
+
+    for t in loader.tables:
+        if has_refs(t) and wanted(t.table, NO_ORPHANS):
+            yield check_result(integrity.orphan_references(conn, t))
+        if has_enums(t) and wanted(t.table, ENUMS):
+            yield check_result(integrity.enum_values(conn, t))
+        for rule in t.rules:
+            if wanted(t.table, rule.name):
+                yield check_result(business_rule(conn, rule, t.table))
+    root = loader.root.table
+    if wanted(root, SOURCE_REFERENCES):
+        yield check_result(integrity.dangling_source_references(loader, source, conn))
+    if loader.ledger is None:
+        return
+    probes = {
+        "ledger_immutable": lambda: ledger.ledger_immutability(conn, root),
+        "ledger_balances_match_source": lambda: ledger.ledger_balances(loader, source, conn),
+        "ledger_payment_sums": lambda: ledger.ledger_payment_sums(conn, loader),
+        "ledger_money_checks": lambda: ledger.money_checks(conn, loader),
+        "ledger_append_only": lambda: ledger.ledger_append_only(conn, loader, run_id),
+    }
+    for name, probe in probes.items():
+        if wanted(root, name):
+            yield check_result(probe())
+
+
+def remap_rule_spec(loader: LoaderSpec, remap: DeferredRemap, key: dg.AssetKey) -> dg.AssetCheckSpec | None:
+    """A rule about a remapped column, on the remap's own asset (a check of the loader's step
+    there would close a cycle through the blocking checks)."""
+    rule = remap_rule(loader, remap)
+    return None if rule is None else dg.AssetCheckSpec(rule.name, asset=key, blocking=True,
+                                                         description=rule.description)
+
+
+def remap_rule_result(loader: LoaderSpec, remap: DeferredRemap, conn: psycopg.Connection,
+                      key: dg.AssetKey) -> dg.AssetCheckResult:
+    return check_result(business_rule(conn, remap_rule(loader, remap), remap.table), key)

@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from migration_assets.factory.keys import collection_key
+from migration_assets.factory.naming import collection_key
 from migration_assets.markdown import md_table
 from migration_assets.specs.model import LoaderSpec, TableSpec, source_path
 

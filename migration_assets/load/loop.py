@@ -12,6 +12,7 @@ from migration_assets.load.report import LoadOptions, LoadReport, Progress
 from migration_assets.source.documents import Source
 from migration_assets.source.spans import Span
 from migration_assets.specs.model import LoaderSpec
+from migration_assets.target.lease import Heartbeat
 from migration_assets.target.write import table_has_rows
 from migration_assets.transform.context import prepare_context
 
@@ -41,8 +42,10 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
                      dry=dry, seen=seen, range_no=span.no if span else None)
     batches = (source.iter_span(loader.collection, span, after=position, batch_size=options.batch_size) if span
                else source.iter_batches(loader.collection, after=position, batch_size=options.batch_size))
+    beat = Heartbeat(conn, loader.name, None if dry else options.owner)
     for batch in batches:
         step.run(batch.docs, batch.position)
+        beat()
         report.seconds = time.perf_counter() - t0
         if progress:
             progress(report, total_docs)

@@ -19,6 +19,7 @@ from migration_assets.source.documents import Source, decode
 from migration_assets.specs.model import DeferredRemap, LoaderSpec
 from migration_assets.target import bookkeeping as bk
 from migration_assets.target.guard import loader_lock
+from migration_assets.target.lease import Owner
 from migration_assets.transform.results import Rejected
 
 
@@ -55,7 +56,7 @@ def apply_remap(loader: LoaderSpec, remap: DeferredRemap, source: Source, conn: 
                 lock_timeout_s: float = 600.0) -> RemapResult:
     """Apply the remap under the loader's advisory lock: it rewrites the loader's table, so it
     never runs while another process is loading that table."""
-    with loader_lock(conn, loader.name, timeout_s=lock_timeout_s):
+    with loader_lock(conn, loader.name, timeout_s=lock_timeout_s, owner=Owner(run_id)):
         return _apply(loader, remap, source, conn, run_id=run_id)
 
 

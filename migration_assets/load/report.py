@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from migration_assets.target.lease import Owner
+
 
 @dataclass
 class LoadOptions:
@@ -18,6 +20,9 @@ class LoadOptions:
     # The compiled transform (transform/compiled.py): same rows, same rejections (anything
     # unusual takes the reference path); False = the reference transform only.
     compiled: bool = True
+    # The Dagster run asking, and the process that runs it: the load's lease (target/lease.py).
+    # None (a direct call): the load holds no lease, and waits only for the lock and live leases.
+    owner: Owner | None = None
 
 
 @dataclass
@@ -34,6 +39,7 @@ class LoadReport:
     deferred_unresolved: int = 0
     id_map_added: int = 0  # entries a ranged load's finish added (rows written by something else)
     resumed_from: str | None = None
+    docs_before: int = 0  # documents of this load committed before this run took it up
     position: str | None = None  # last committed position (what a rerun resumes from)
     batches: int = 0
     seconds: float = 0.0
@@ -56,8 +62,10 @@ class LoadReport:
             self.rows_changed[table] = self.rows_changed.get(table, 0) + n
 
 
-def merge_reports(loader: str, reports: Sequence[LoadReport]) -> LoadReport:
-    """One report of the ranges of a ranged load (their sums; the first 20 quarantined)."""
+def merge_reports(loader: str, reports: Sequence[LoadReport], *, resumed: bool = False) -> LoadReport:
+    """One report of the ranges of a ranged load (their sums; the first 20 quarantined). A
+    resumed load says how: ranges that had landed, ranges resumed mid-way, documents
+    committed before this run (one range resumed mid-way: its position, as one stream)."""
     out = LoadReport(loader, fresh=all(r.fresh for r in reports) if reports else False)
     for r in reports:
         out.docs_read += r.docs_read
@@ -75,11 +83,14 @@ def merge_reports(loader: str, reports: Sequence[LoadReport]) -> LoadReport:
         for stage, seconds in r.timings.items():
             out.timings[stage] += seconds
         out.immutable_conflicts.extend(r.immutable_conflicts)
-    resumed = [r.resumed_from for r in reports if r.resumed_from]
-    if len(reports) == 1:
-        out.resumed_from = reports[0].resumed_from
-    else:
-        out.resumed_from = f"{len(resumed)} of {len(reports)} range(s)" if resumed else None
+        out.docs_before += r.docs_before
+    from_ranges = [r.resumed_from for r in reports if r.resumed_from]
+    landed = sum(1 for r in reports if r.resumed_from and r.resumed_from.startswith("landed"))
+    if len(reports) == 1 and from_ranges and not landed:
+        out.resumed_from = from_ranges[0]
+    elif resumed or from_ranges:
+        out.resumed_from = (f"{landed} of {len(reports)} range(s) had landed, {len(from_ranges) - landed} resumed "
+                            f"mid-range; {out.docs_before} documents committed before this run")
     out.immutable_conflicts.sort()
     return out
 

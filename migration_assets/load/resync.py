@@ -29,6 +29,7 @@ from migration_assets.specs.registry import all_loaders, loader_for_entity
 from migration_assets.target import bookkeeping as bk
 from migration_assets.target.gaps import Gap, leave_gaps_open, resolve_gaps
 from migration_assets.target.guard import loader_lock
+from migration_assets.target.lease import Owner
 from migration_assets.transform.context import prepare_context
 
 
@@ -209,7 +210,7 @@ def resync_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connectio
     for raw in source.find_by_ids(loader.collection, [ObjectId(i) for i in wanted]):
         first.setdefault(raw_id_hex(raw), raw)  # a duplicated _id: the first occurrence counts
     load = LoadReport(loader.name)
-    with loader_lock(conn, loader.name, timeout_s=lock_timeout_s):
+    with loader_lock(conn, loader.name, timeout_s=lock_timeout_s, owner=Owner(run_id)):
         with conn.transaction():
             step = BatchStep(loader, conn, ctx, load, run_id=run_id, fresh=False)
             outcome = step.run([first[i] for i in wanted if i in first])

@@ -23,6 +23,7 @@ from migration_assets.load.report import LoadOptions, LoadReport, Log, Progress
 from migration_assets.source.documents import Source
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target import bookkeeping as bk
+from migration_assets.target import lease
 from migration_assets.target.guard import TargetUnavailable, describe_conn, loader_lock
 
 
@@ -41,7 +42,8 @@ def run_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
         if options.dry_run:
             dry_run(loader, source, conn, options, report, progress, total_docs, say)
         else:
-            with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say) as waited:
+            with loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say,
+                             owner=options.owner) as waited:
                 report.lock_waited_s = waited
                 real_run(loader, source, conn, options, report, progress, total_docs, say)
     report.seconds = time.perf_counter() - t0
@@ -70,6 +72,7 @@ def real_run(loader: LoaderSpec, source: Source, conn: psycopg.Connection, optio
              progress: Progress | None, total_docs: int | None, say: Log) -> None:
     fingerprint = source.fingerprint(loader.collection)
     cp = bk.read_checkpoint(conn, loader.name)
+    took_over = lease.why_free(lease.read_lease(conn, loader.name)) if cp and cp.run_id != options.run_id else None
     resume = (options.resume and cp is not None and cp.status == "running"
               and cp.source_fingerprint == fingerprint)
     if resume:
@@ -78,13 +81,16 @@ def real_run(loader: LoaderSpec, source: Source, conn: psycopg.Connection, optio
         report.docs_read, report.docs_quarantined = cp.docs_read, cp.docs_quarantined
         report.rows = dict(cp.rows_written)
         say(f"{loader.name}: resuming the interrupted load at position {position or '(start)'} "
-            f"({cp.docs_read} documents already committed)")
+            f"({cp.docs_read} documents already committed)" + (f"; {took_over}" if took_over else ""))
+        with conn.transaction():
+            lease.take(conn, loader.name, options.owner, options.run_id)
     else:
         if cp is not None and cp.status == "running" and options.resume:
             say(f"{loader.name}: the interrupted load read another source ({cp.source_fingerprint}); starting over")
         fresh = fresh_tables(conn, loader)
         with conn.transaction():
             bk.start_generation(conn, loader.name, fingerprint, fresh, options.run_id)
+            lease.take(conn, loader.name, options.owner, options.run_id)
         position = None
     report.fresh = fresh
     load_batches(loader, source, conn, options, report, progress, total_docs, position=position, fresh=fresh)

@@ -95,12 +95,6 @@ def start_ranges(conn: psycopg.Connection, loader: str, spans: Sequence[tuple[in
             "VALUES (%s, %s, %s, %s, %s, 'running', %s)", [(loader, *s, run_id) for s in spans])
 
 
-def claim_load(conn: psycopg.Connection, loader: str, run_id: str) -> None:
-    """The run that owns the loader's running generation (its ranges check it)."""
-    conn.execute("UPDATE migration.load_checkpoints SET run_id = %s, updated_at = now() WHERE loader = %s",
-                 [run_id, loader])
-
-
 def complete_range(conn: psycopg.Connection, loader: str, range_no: int) -> None:
     conn.execute("UPDATE migration.load_ranges SET status = 'completed', completed_at = now(), updated_at = now() "
                  "WHERE loader = %s AND range_no = %s", [loader, range_no])

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from migration_assets.redaction import redact, scrub
+from migration_assets.target.lease import Owner, live_holder, read_lease
 
 
 class TargetRefused(RuntimeError):
@@ -142,26 +143,36 @@ def loader_lock_holder(conn: psycopg.Connection, loader: str) -> str:
 @contextlib.contextmanager
 def loader_lock(conn: psycopg.Connection, loader: str, *, timeout_s: float = 600.0,
                 log: Callable[[str], None] | None = None, poll_s: float = 0.5,
-                log_every_s: float = 30.0, shared: bool = False) -> Iterator[float]:
+                log_every_s: float = 30.0, shared: bool = False, owner: Owner | None = None) -> Iterator[float]:
     """Hold the session advisory lock of ``loader`` while loading: a second run of the same
     loader (another process, another Dagster instance, the CLI) waits here, logging who
-    holds the lock, and fails with :class:`LoadLocked` after ``timeout_s``. Yields the
-    seconds waited. A killed holder's lock goes with its connection. ``shared``: the ranges
-    of one ranged load hold it together; any exclusive holder (a plan, a one-stream load, a
-    remap, a re-sync) excludes them and they it."""
+    holds it, and fails with :class:`LoadLocked` after ``timeout_s``. Yields the seconds
+    waited. A killed holder's lock goes with its connection.
+
+    ``shared``: the ranges of one ranged load hold it together; any exclusive holder (a plan,
+    a one-stream load, a remap, a re-sync) excludes them and they it. Between a ranged load's
+    steps nobody holds the lock, so an exclusive holder also waits while another run that
+    lives owns the load (``lease.py``); ``owner`` is the run asking."""
     t0 = time.monotonic()
     last_log = None
-    while not try_loader_lock(conn, loader, shared):
+    while True:
+        holder = None
+        if try_loader_lock(conn, loader, shared):
+            holder = None if shared else live_holder(read_lease(conn, loader), owner)
+            if holder is None:
+                break
+            release_loader_lock(conn, loader, shared)
+            holder = f"the load is owned by {holder}"
         waited = time.monotonic() - t0
-        holder = loader_lock_holder(conn, loader)
+        holder = holder or f"the load lock is held by {loader_lock_holder(conn, loader)}"
         if waited >= timeout_s:
             raise LoadLocked(
-                f"gave up after {waited:.0f}s waiting for the load lock of loader {loader!r} on "
-                f"{describe_conn(conn)}: {holder} is loading the same tables. Let that run finish "
-                "(or stop it), then run again; committed batches are kept."
+                f"gave up after {waited:.0f}s waiting for the load lock of loader {loader!r} on {describe_conn(conn)}: "
+                f"{holder}, loading the same tables. Let that run finish (or stop it), then run again; "
+                "committed batches are kept."
             )
         if log and (last_log is None or time.monotonic() - last_log >= log_every_s):
-            log(f"{loader}: waiting for the load lock (another run is loading these tables): held by {holder}; "
+            log(f"{loader}: waiting for the load lock (another run is loading these tables): {holder}; "
                 f"waited {waited:.0f}s of at most {timeout_s:.0f}s")
             last_log = time.monotonic()
         time.sleep(poll_s)
