@@ -42,6 +42,17 @@ def state(conn):
     return cp, n
 
 
+def settled(conn, quiet_s: float = 1.0):
+    """The state once it stopped changing for ``quiet_s``."""
+    last = state(conn)
+    while True:
+        time.sleep(quiet_s)
+        now = state(conn)
+        if now == last:
+            return now
+        last = now
+
+
 def test_second_run_waits_for_the_lock_and_a_third_times_out(tmp_path, make_target_db):
     world = generate(seed=17, scale=20)
     dump = tmp_path / "dump"
@@ -64,7 +75,7 @@ def test_second_run_waits_for_the_lock_and_a_third_times_out(tmp_path, make_targ
     dp.wait_until(a_mid, timeout=120, interval=0.005, what="run A mid-load")
     os.killpg(a.pid, signal.SIGSTOP)  # A keeps its connection, its lock and its open checkpoint
     try:
-        frozen = state(conn)
+        frozen = settled(conn)  # a COMMIT A sent just before it stopped may still land
         a_run_id = frozen[0][0]
         assert tg.loader_lock_holder(conn, "users").startswith("backend pid")
 
