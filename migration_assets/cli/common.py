@@ -68,7 +68,10 @@ class Session:
 
     def __init__(self, args, *, quiet: bool = False, label_runs: bool = False, with_definitions: bool = True):
         from migration_assets.console.render import make_console, make_view
+        from migration_assets.orchestration.launch import warm_up
 
+        if with_definitions:
+            warm_up()  # the run workers' server starts while the definitions load here
         self.args = args
         self.defs = definitions() if with_definitions else None
         self.instance = instance()
