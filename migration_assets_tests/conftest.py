@@ -81,11 +81,12 @@ def schema_template(pg_server):
 
 def create_database(pg_server: str, prefix: str, template: str | None = None) -> str:
     """A new target database owned by the application's role (a copy of ``template`` when
-    given), in which the platform's role may create its schema; returns its name."""
+    given), which the platform's role may connect to and make temporary tables in, nothing
+    more (its ``migration`` schema comes from the owner: ``schema``); returns its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name} OWNER {APP_ROLE}" + (f" TEMPLATE {template}" if template else ""))
-        c.execute(f"GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {name} TO {PLATFORM_ROLE}")
+        c.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {PLATFORM_ROLE}")  # no CREATE: see grants.py
     return name
 
 

@@ -183,3 +183,25 @@ def test_the_platform_role_cannot_touch_the_ledger_guards(target_url, target_con
     risky = [m for m in check_conformance(target_conn).all if m.object.startswith("role ")]
     assert [m.actual for m in risky] == ["superuser"] and not risky[0].blocking
 
+
+
+def test_the_platform_role_creates_only_in_its_own_schema(target_url, target_conn, migration_env):
+    """Least privilege, to the letter: no extension, nothing in ``public``, no schema of its
+    own making; its tables live in ``migration``, which the owner made for it. ``doctor`` names
+    a role that could do more."""
+    with psycopg.connect(target_url, autocommit=True) as platform:
+        for statement in ("CREATE EXTENSION hstore", "CREATE SCHEMA elsewhere", "CREATE TABLE public.x (i int)",
+                          "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                platform.execute(statement)
+        platform.execute("CREATE TABLE migration.scratch (i int)")  # its own schema: yes
+        platform.execute("DROP TABLE migration.scratch")
+        assert platform.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0] is False
+    migration_env(mode="live")
+    rc, out = cli({}, "doctor")
+    assert "could create schemas and extensions" not in out, out
+    database = target_url.rsplit("/", 1)[1]
+    target_conn.execute(f"GRANT CREATE ON DATABASE {database} TO migration_platform")
+    rc, out = cli({}, "doctor")
+    assert ("warning: role migration_platform holds CREATE on the database: it could create schemas and "
+            "extensions outside its migration schema") in out, out

@@ -28,11 +28,16 @@ make_traversable() {
 }
 
 # A target database as production has it: owned by the application's role; the platform's
-# role may create its own schema there (nothing else until the GRANTs of
-# `migration-assets schema --print-grants` are applied).
+# role may connect and make temporary tables, and owns the `migration` schema the DBA made for
+# it; nothing else (no CREATE on the database: no schema, no extension of its own). Without
+# that schema, `migration-assets schema` has the owner make it; `schema --print-grants` gives
+# the platform the rest.
 create_target_db() {
     psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q \
-        -c "CREATE DATABASE $1 OWNER $APP_ROLE" -c "GRANT CREATE ON DATABASE $1 TO $PLATFORM_ROLE" >/dev/null
+        -c "CREATE DATABASE $1 OWNER $APP_ROLE" -c "GRANT CONNECT, TEMPORARY ON DATABASE $1 TO $PLATFORM_ROLE" >/dev/null
+    # as the DBA would: the platform's own schema, the one place it creates objects
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -v ON_ERROR_STOP=1 -q \
+        -c "CREATE SCHEMA migration AUTHORIZATION $PLATFORM_ROLE" >/dev/null
 }
 
 start_pg() {

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from migration_assets.cli.common import env, resources, target_as
 from migration_assets.target.conformance import check_conformance
-from migration_assets.target.grants import grant_statements, role_risks
+from migration_assets.target.grants import database_risks, grant_statements, ledger_risks
 from migration_assets.target.schema import apply_schema
 from migration_assets.verify.invariants.ledger import ledger_loader
 
@@ -44,9 +44,12 @@ def cmd_doctor(args) -> int:
         with res.postgres.connect("doctor") as conn:
             print(f"doctor: target {res.postgres.redacted_url}: reachable")
             ledger = ledger_loader()
-            role, risks = role_risks(conn, [ledger.root.table] if ledger else [])
+            role, risks = ledger_risks(conn, [ledger.root.table] if ledger else [])
             for risk in risks:
                 print(f"  warning: role {role} holds {risk}: it could switch the ledger's triggers off")
+            for risk in database_risks(conn):
+                print(f"  warning: role {role} holds {risk}: it could create schemas and extensions "
+                      "outside its migration schema (`schema --print-grants` gives it none)")
             found = check_conformance(conn)
     blocking = [m for m in found.all if m.blocking]
     for m in found.all:

@@ -480,7 +480,8 @@ def record_ledger_snapshot(conn: psycopg.Connection, table: str, entry_hash: str
 
 def ensure_schema_record(conn: psycopg.Connection) -> dict[str, str]:
     """The platform's own record of applied ``sql/`` files (filename -> sha256)."""
-    conn.execute("CREATE SCHEMA IF NOT EXISTS migration")
+    if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'migration'").fetchone():
+        conn.execute("CREATE SCHEMA migration")  # a role that may (without CREATE on the database: made by the owner)
     conn.execute("CREATE TABLE IF NOT EXISTS migration.schema_migrations ("
                  " filename text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
     return dict(conn.execute("SELECT filename, sha256 FROM migration.schema_migrations").fetchall())

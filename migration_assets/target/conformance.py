@@ -22,7 +22,7 @@ from migration_assets.specs.kinds import Enum, Int, Numeric
 from migration_assets.specs.model import LoaderSpec, TableSpec
 from migration_assets.specs.registry import all_loaders
 from migration_assets.target.adoption import Catalog
-from migration_assets.target.grants import role_risks
+from migration_assets.target.grants import ledger_risks
 
 PLATFORM_TABLES = ("migration.quarantine", "migration.load_checkpoints", "migration.deferred_refs",
                    "migration.schema_migrations", "migration.ledger_entry_snapshot", "migration.removed_rows",
@@ -166,7 +166,7 @@ def ledger_mismatches(conn: psycopg.Connection, catalog: Catalog, loader: Loader
                   if tt == table and contype == "c" and re.search(rf"\b{column}\b\s*>\s*\(?0", d)]
         if not checks:
             out.append(Mismatch(t, f"check on {table}.{column}", f"CHECK ({column} > 0)", "none"))
-    role, risks = role_risks(conn, [t])
+    role, risks = ledger_risks(conn, [t])
     out += [Mismatch(t, f"role {role}", "neither superuser nor owner of the ledger (either could switch its "
                      "triggers off; see `schema --print-grants`)", risk, blocking=False) for risk in risks]
     return out

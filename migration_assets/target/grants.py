@@ -5,7 +5,8 @@ The role is neither a superuser nor the owner of the application's tables: it re
 writes the migrated tables, only reads and appends to the funds ledger (so it can never
 switch the ledger's triggers off, nor update or delete an entry), appends to ``id_map``
 (an audit trail), settles ``pg_dualwrite_gaps``, uses the enum types, and owns the
-``migration`` schema, which it creates itself.
+``migration`` schema, which the owner creates for it: the only place it may create objects
+(no CREATE on the database: no other schema, no extension).
 """
 
 from __future__ import annotations
@@ -47,17 +48,19 @@ def ident(name: str) -> str:
 def grant_statements(role: str, database: str) -> list[str]:
     """The statements, in the order to run them (as the database's and tables' owner)."""
     q = ident
-    out = [f"GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {q(database)} TO {q(role)};  -- CREATE: its own schema",
+    out = [f"GRANT CONNECT, TEMPORARY ON DATABASE {q(database)} TO {q(role)};  -- TEMPORARY: a dry run's shadow tables",
+           "CREATE SCHEMA IF NOT EXISTS migration;  -- the only place it creates objects (a superuser may "
+           f"rather run CREATE SCHEMA migration AUTHORIZATION {q(role)})",
+           f"GRANT USAGE, CREATE ON SCHEMA migration TO {q(role)};",
            f"GRANT USAGE ON SCHEMA public TO {q(role)};"]
     out += [f"GRANT USAGE ON TYPE public.{q(t)} TO {q(role)};" for t in enum_types()]
     out += [f"GRANT {privileges} ON public.{q(t)} TO {q(role)};" for t, privileges in sorted(table_privileges().items())]
     return out
 
 
-def role_risks(conn: psycopg.Connection, ledger_tables: list[str]) -> tuple[str, list[str]]:
-    """(the connected role, what it holds that a migration tool should not): a superuser, or
-    an owner (or a member of the owner role) of a ledger table, can disable its
-    immutability triggers."""
+def ledger_risks(conn: psycopg.Connection, ledger_tables: list[str]) -> tuple[str, list[str]]:
+    """(the connected role, what it holds that could switch a ledger's immutability triggers
+    off): superuser, or ownership (membership of the owner role) of a ledger table."""
     role, superuser = conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     out = ["superuser"] if superuser else []
     for table in ledger_tables:
@@ -66,3 +69,18 @@ def role_risks(conn: psycopg.Connection, ledger_tables: list[str]) -> tuple[str,
         if row and row[1] and not superuser:
             out.append(f"ownership of {table} (as {row[0]})")
     return role, out
+
+
+def database_risks(conn: psycopg.Connection) -> list[str]:
+    """What lets the role create objects outside its ``migration`` schema: CREATE on the
+    database, or owning it (schemas of its own, and extensions: ``CREATE EXTENSION hstore``
+    puts 60 functions into ``public``)."""
+    superuser, create, owner = conn.execute(
+        "SELECT rolsuper, has_database_privilege(current_database(), 'CREATE'), "
+        "pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER') "
+        "FROM pg_roles WHERE rolname = current_user").fetchone()
+    if superuser:
+        return []  # said as superuser already
+    if owner:
+        return ["ownership of the database"]
+    return ["CREATE on the database"] if create else []

@@ -18,11 +18,13 @@ The platform's files are applied once each and recorded with their sha256 in
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from migration_assets.target import bookkeeping as bk
 from migration_assets.target.adoption import ALTER, CREATE, DATA, DROP, Catalog, Statement, standing, statements
@@ -30,6 +32,7 @@ from migration_assets.target.adoption import ALTER, CREATE, DATA, DROP, Catalog,
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 PARTS = ("application", "proposed", "platform")  # whose files: sql/<part>/
 _LOCK_KEY = 0x6D696772  # advisory lock: one schema runner at a time
+PLATFORM_SCHEMA = "migration"
 
 # What was done to an object.
 CREATED, PRESENT, KEPT, DROPPED, ABSENT, SKIPPED, APPLIED, ALTERED = (
@@ -207,10 +210,20 @@ def apply_platform(conn: psycopg.Connection, files: list[MigrationFile], result:
             if bk.schema_file_recorded(conn, f.name):  # another runner applied it meanwhile
                 result.actions.append(Action(f.name, "the file", PRESENT))
                 continue
-            _run(conn, f, f.text(), "the file")
+            _run(conn, f, without_existing_schemas(conn, f.text()), "the file")
             bk.record_schema_file(conn, f.name, f.sha256)
         result.actions.append(Action(f.name, "the file", APPLIED))
         log(f"schema: platform/{f.name} applied")
+
+
+def without_existing_schemas(conn: psycopg.Connection, text: str) -> str:
+    """The file without its ``CREATE SCHEMA IF NOT EXISTS`` of schemas that exist: a no-op
+    PostgreSQL would still refuse a role without CREATE on the database (the platform's role,
+    whose schema the owner made)."""
+    def drop(match: re.Match) -> str:
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [match.group(1)]).fetchone()
+        return f"-- {match.group(0)} (present)" if exists else match.group(0)
+    return re.sub(r"(?im)^CREATE SCHEMA IF NOT EXISTS ([a-z_][a-z0-9_]*);", drop, text)
 
 
 def apply_schema(owner: psycopg.Connection, platform: psycopg.Connection | None = None, *,
@@ -223,7 +236,27 @@ def apply_schema(owner: psycopg.Connection, platform: psycopg.Connection | None 
     owner.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])  # one runner at a time, across roles
     try:
         apply_application(owner, files, result, alter_application=alter_application, log=log)
+        if platform is not None:
+            give_platform_its_schema(owner, platform)
     finally:
         owner.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
     apply_platform(platform or owner, files, result, log=log)
     return result
+
+
+def give_platform_its_schema(owner: psycopg.Connection, platform: psycopg.Connection) -> None:
+    """The ``migration`` schema, made by the database's owner for the platform's role: the one
+    place that role may create objects (it has no CREATE on the database, so no other schema
+    and no extension). Owned by the platform's role where the owner may hand it over (a
+    superuser, a member of that role); else the owner's, with USAGE and CREATE granted."""
+    if owner.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [PLATFORM_SCHEMA]).fetchone():
+        return
+    role = sql.Identifier(platform.execute("SELECT current_user").fetchone()[0])
+    schema = sql.Identifier(PLATFORM_SCHEMA)
+    try:
+        with owner.transaction():
+            owner.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(schema, role))
+    except psycopg.errors.InsufficientPrivilege:
+        with owner.transaction():
+            owner.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+            owner.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
