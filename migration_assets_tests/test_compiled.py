@@ -208,7 +208,7 @@ def test_compiled_checksums_equal_reference(world):
     for loader, raws in _sources(world):
         compiled = compile_canon(loader)
         source = _ListSource(loader.collection, raws)
-        ctx = prepare_context(loader, source, quarantined=set())
+        ctx = prepare_context(loader, source)
         n = len(loader.tables)
         for raw in raws:
             doc = bson.decode(raw, DECODE_OPTIONS)

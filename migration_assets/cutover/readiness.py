@@ -28,9 +28,9 @@ from migration_assets.specs.model import LoaderSpec
 from migration_assets.specs.registry import loader_for_entity
 from migration_assets.target.bookkeeping import Acknowledgement
 from migration_assets.target.gaps import open_gap_counts
+from migration_assets.transform.context import prepare_context
 from migration_assets.verify.acknowledged import held_acknowledgements
-from migration_assets.verify.canonical import source_rows, table_sql
-from migration_assets.verify.checksums import verification_context
+from migration_assets.verify.canonical import expected_rows, table_sql
 from migration_assets.verify.outcomes import PASSED
 from migration_assets.verify.quarantined import QuarantineIndex
 
@@ -203,7 +203,7 @@ def compare_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connecti
     acknowledged = held_acknowledgements(loader, source, conn)  # listed in the evidence apart
     result.skipped_acknowledged = sum(1 for h in wanted if h in acknowledged)
     wanted = [h for h in wanted if h not in acknowledged]
-    ctx = verification_context(loader, source, qindex)
+    ctx = prepare_context(loader, source)
     docs: dict[str, Mapping] = {}
     object_ids = [ObjectId(h) for h in wanted if ObjectId.is_valid(h)]
     for raw in source.find_by_ids(loader.collection, object_ids) if object_ids else ():
@@ -214,7 +214,7 @@ def compare_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connecti
     for t in loader.tables:
         src: dict[str, list[str]] = {}
         for doc in docs.values():
-            for row in source_rows(loader, t, doc, ctx):
+            for row in expected_rows(loader, t, doc, ctx):
                 src[f"{row.root_key}|{row.identity}"] = row.values
         tsql = table_sql(t)
         sql = (f"SELECT {tsql.key_expr}, {tsql.identity_expr}, ARRAY[{', '.join(tsql.column_exprs)}]::text[] "

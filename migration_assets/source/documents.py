@@ -29,6 +29,9 @@ DECODE_OPTIONS = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 RAW_OPTIONS = CodecOptions(document_class=RawBSONDocument)
+# decoded queries (ids, a timestamp field): no other value of a document can fail them, even
+# where a server returns more than the projection asked (jongodb ignores projections)
+QUERY_OPTIONS = DECODE_OPTIONS.with_options(unicode_decode_error_handler="surrogateescape")
 _OID_PREFIX = b"\x07_id\x00"
 
 

@@ -12,7 +12,15 @@ import pymongo.errors
 from bson import ObjectId
 
 from migration_assets.redaction import redact, scrub
-from migration_assets.source.documents import RAW_OPTIONS, Range, RawBatch, SourceUnavailable, raw_id, raw_id_hex
+from migration_assets.source.documents import (
+    QUERY_OPTIONS,
+    RAW_OPTIONS,
+    Range,
+    RawBatch,
+    SourceUnavailable,
+    raw_id,
+    raw_id_hex,
+)
 from migration_assets.source.spans import WHOLE, Span, SpanPlan, cut_points, fewer_note, spans_from_points
 
 SAMPLE_PER_RANGE = 200  # sampled _ids per range asked: boundaries within ~7 % of an equal split
@@ -37,7 +45,7 @@ class LiveSource:
             self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
         except (pymongo.errors.PyMongoError, ValueError, TypeError) as e:
             raise SourceUnavailable(f"MongoDB URI {redact(uri)} is not usable: {driver_error(e, uri)}") from None
-        self.db = self.client[database]
+        self.db = self.client.get_database(database, codec_options=QUERY_OPTIONS)
 
     def describe(self) -> str:
         return f"{redact(self.uri)} database {self.database}"
@@ -147,8 +155,8 @@ class LiveSource:
 
     def iter_ids(self, collection: str) -> Iterator[str]:
         try:
-            for d in self.db[collection].find({"_id": {"$type": "objectId"}}, {"_id": 1}):
-                yield str(d["_id"])
+            for d in self._raw(collection).find({"_id": {"$type": "objectId"}}, {"_id": 1}):
+                yield raw_id_hex(d.raw)
         except pymongo.errors.PyMongoError as e:
             raise self._failed(e, f"listing the ids of {self.database}.{collection}") from None
 
@@ -162,8 +170,8 @@ class LiveSource:
 
     def ids_where(self, collection: str, path: str, value: Any) -> list[str]:
         try:
-            return [str(d["_id"]) for d in self.db[collection].find({path: value}, {"_id": 1})
-                    if isinstance(d.get("_id"), ObjectId)]
+            return [h for d in self._raw(collection).find({path: value}, {"_id": 1})
+                    if (h := raw_id_hex(d.raw)) is not None]
         except pymongo.errors.PyMongoError as e:
             raise self._failed(e, f"querying {self.database}.{collection} by {path}") from None
 

@@ -143,6 +143,13 @@ def canon_number(value: Any) -> str:
     return canon_int(int(value))
 
 
+def _number(value: Any) -> Any:
+    """A BSON number (int, Int64, double, Decimal128), or the rejection the transform gives."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal128)):
+        raise Reject("wrong_type", f"expected a number, got {type_name(value)}")
+    return value
+
+
 def _sql_str(expr: str) -> str:
     return f"coalesce('s' || length({expr}) || ':' || {expr}, '{NULL}')"
 
@@ -189,7 +196,11 @@ class Text(Kind):
         return _check_text(value)
 
     def canon_source(self, value):
-        return NULL if value is None else canon_str(value)
+        if value is None:
+            return NULL
+        if not isinstance(value, str):
+            raise Reject("wrong_type", f"expected a string, got {type_name(value)}")
+        return canon_str(value)
 
     def canon_sql(self, expr):
         return _sql_str(expr)
@@ -259,7 +270,7 @@ class Int(Kind):
         return result
 
     def canon_source(self, value):
-        return NULL if value is None else canon_number(value)
+        return NULL if value is None else canon_number(_number(value))
 
     def canon_sql(self, expr):
         return f"coalesce('n' || {expr}::text, '{NULL}')"
@@ -302,7 +313,7 @@ class Numeric(Kind):
         return d
 
     def canon_source(self, value):
-        return NULL if value is None else canon_number(value)
+        return NULL if value is None else canon_number(_number(value))
 
     def canon_sql(self, expr):
         return f"coalesce('n' || trim_scale({expr})::text, '{NULL}')"
@@ -323,7 +334,11 @@ class Bool(Kind):
         return value
 
     def canon_source(self, value):
-        return NULL if value is None else canon_bool(value)
+        if value is None:
+            return NULL
+        if not isinstance(value, bool):
+            raise Reject("wrong_type", f"expected a boolean, got {type_name(value)}")
+        return canon_bool(value)
 
     def canon_sql(self, expr):
         # CASE WHEN NULL falls to ELSE, so NULL is tested first.
@@ -354,6 +369,8 @@ class Timestamp(Kind):
             return NULL
         if isinstance(value, DatetimeMS):
             return canon_ms(int(value))
+        if not isinstance(value, dt.datetime):
+            raise Reject("wrong_type", f"expected a date, got {type_name(value)}")
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         return canon_ms(epoch_ms(value))
@@ -380,6 +397,8 @@ class TextArray(Kind):
     def canon_source(self, value):
         if value is None:
             return NULL
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise Reject("wrong_type", f"expected an array of strings, got {type_name(value)}")
         return "[" + "".join(canon_str(v) for v in value) + "]"
 
     def canon_sql(self, expr):
@@ -478,8 +497,12 @@ class Json(Kind):
         return to_json_value(value)
 
     def canon_source(self, value):
-        # A missing field is SQL NULL; an explicit BSON null inside is JSON null.
-        return NULL if value is None else canon_json_source(value)
+        # A missing field is SQL NULL; an explicit BSON null inside is JSON null. A value with
+        # no JSON form (binary, regex, NaN, ...) is rejected, as the transform rejects it.
+        if value is None:
+            return NULL
+        to_json_value(value)
+        return canon_json_source(value)
 
     def canon_sql(self, expr):
         return f"coalesce(migration.canon_jsonb({expr}), '{NULL}')"
@@ -518,12 +541,7 @@ class Ref(Kind):
         return LegacyRef(self.table, legacy_hex(value))
 
     def canon_source(self, value):
-        if value is None:
-            return NULL
-        try:
-            return canon_ref(legacy_hex(value))
-        except Reject:
-            return canon_ref("?" + repr(value))
+        return NULL if value is None else canon_ref(legacy_hex(value))
 
     def canon_sql(self, expr):  # the caller joins the referenced table; expr is its legacy id
         return f"coalesce('r' || {expr}, '{NULL}')"

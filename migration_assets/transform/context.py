@@ -1,11 +1,14 @@
 """The collection-level context a transform reads: rules no single document decides.
 
-* Self-references that point nowhere: during a load, documents that fail their own
-  transform are invalid, and a self-reference to an invalid or absent document makes the
-  referrer invalid too (to a fixpoint). During verification the open quarantine
-  (``quarantined``) plays that part instead.
+* Self-references that point nowhere: documents that fail their own transform are invalid,
+  and a self-reference to an invalid or absent document makes the referrer invalid too (to a
+  fixpoint).
 * ``loader.prepare``: the spec's own collection rules (demoted duplicate category names,
   older primary addresses), computed from the valid documents.
+
+A load, a re-sync and every verification compute it the same way, from the source alone: a
+document a constraint refused still ranks among its name's duplicates (it is the rightful
+holder, refused for another reason), so the rows that loaded are compared with what loaded.
 """
 
 from __future__ import annotations
@@ -24,22 +27,21 @@ def needs_context(loader: LoaderSpec) -> bool:
     return bool(loader.self_deferred) or loader.prepare is not None
 
 
-def prepare_context(loader: LoaderSpec, source: Source, *, quarantined: set[str] | None = None) -> dict[str, Any]:
+def prepare_context(loader: LoaderSpec, source: Source) -> dict[str, Any]:
     """The context of ``loader``'s collection (empty when its spec needs none)."""
     if not needs_context(loader):
         return {}
     docs: dict[str, Mapping[str, Any]] = {}
     invalid: dict[str, dict[str, str]] = {}
-    for d in scan(source, loader.collection, skip=quarantined.__contains__ if quarantined is not None else None):
+    for d in scan(source, loader.collection):
         if d.skipped or d.doc is None:
             continue
-        if quarantined is None:
-            res = transform_document(loader, d.doc, {}, d.key)
-            own_problems = [p for p in res.problems if p.code != "missing_reference"]
-            if own_problems:
-                invalid[d.key] = own_problems[0].as_dict()
+        res = transform_document(loader, d.doc, {}, d.key)
+        own_problems = [p for p in res.problems if p.code != "missing_reference"]
+        if own_problems:
+            invalid[d.key] = own_problems[0].as_dict()
         docs[d.key] = d.doc
-    excluded = {} if quarantined is not None else _dangling_self_references(loader, docs, invalid)
+    excluded = _dangling_self_references(loader, docs, invalid)
     ctx: dict[str, Any] = {"excluded": excluded}
     if loader.prepare is not None:
         ctx.update(loader.prepare(d for k, d in docs.items() if k not in invalid and k not in excluded))

@@ -18,7 +18,7 @@ from bson import ObjectId
 from migration_assets.source.documents import Source, decode, raw_key
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target.bookkeeping import Acknowledgement, acknowledgements
-from migration_assets.verify.canonical import source_rows
+from migration_assets.verify.canonical import expected_rows
 
 
 def document_texts(loader: LoaderSpec, source: Source, entries: Iterable[str]) -> dict[str, str | None]:
@@ -27,7 +27,11 @@ def document_texts(loader: LoaderSpec, source: Source, entries: Iterable[str]) -
     docs: dict[str, dict] = {}
     for raw in source.find_by_ids(loader.collection, [ObjectId(e) for e in entries]) if entries else ():
         docs.setdefault(raw_key(raw), decode(raw))  # a duplicated _id: the first occurrence counts
-    return {e: next(source_rows(loader, loader.root, docs[e], {})).text if e in docs else None for e in entries}
+    out: dict[str, str | None] = {}
+    for e in entries:
+        rows = expected_rows(loader, loader.root, docs[e], {}) if e in docs else []
+        out[e] = rows[0].text if rows else None  # an unmappable document is expected nowhere
+    return out
 
 
 def held_acknowledgements(loader: LoaderSpec, source: Source, conn: psycopg.Connection) -> dict[str, Acknowledgement]:

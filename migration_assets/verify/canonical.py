@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import sql
 
-from migration_assets.specs.kinds import Ref, legacy_hex
+from migration_assets.specs.kinds import Ref, Reject, legacy_hex
 from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, resolve_source
 
 
@@ -82,6 +82,24 @@ class SourceRow:
         return "|".join(self.values)
 
 
+class Unmappable(Exception):
+    """A document whose canonical rows cannot be rendered: a value of a type its column does
+    not take (the transform rejects such a document too). It is expected absent from
+    PostgreSQL and listed apart, never half-counted."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Unmappable:
+        if isinstance(exc, Unmappable):
+            return exc
+        if isinstance(exc, Reject):
+            return cls(f"{exc.code}: {exc.message}")
+        return cls(f"{type(exc).__name__}: {exc}"[:300])
+
+
 def _canon(column: Column, raw: Any) -> str:
     return column.kind.canon_source(None if raw is MISSING else raw)
 
@@ -96,6 +114,29 @@ def source_rows(loader: LoaderSpec, table: TableSpec, doc: Mapping[str, Any], ct
         values = [_canon(c, resolve_source(c, source, doc, index, ctx)) for c in cols]
         ident = "/".join(_canon(c, resolve_source(c, source, doc, index, ctx)) for c in id_cols)
         yield SourceRow(root_key, ident, values)
+
+
+def canonical_rows(loader: LoaderSpec, tables: Collection[TableSpec], doc: Mapping[str, Any],
+                   ctx: Mapping[str, Any]) -> dict[str, list[SourceRow]]:
+    """Every row of the document in each of ``tables``, whole or not at all: any failure of
+    any column is :class:`Unmappable` (with the column's reason)."""
+    try:
+        out = {t.table: list(source_rows(loader, t, doc, ctx)) for t in tables}
+        for rows in out.values():
+            for row in rows:
+                row.text.encode("utf-8")  # a lone surrogate cannot be hashed: nor stored
+        return out
+    except Exception as e:  # noqa: BLE001 - whatever a value does to a renderer, the document is unmappable
+        raise Unmappable.of(e) from e
+
+
+def expected_rows(loader: LoaderSpec, table: TableSpec, doc: Mapping[str, Any], ctx: Mapping[str, Any]) -> list[SourceRow]:
+    """The rows PostgreSQL is expected to hold for the document in ``table``: none for an
+    unmappable one (a row there is one too many)."""
+    try:
+        return canonical_rows(loader, [table], doc, ctx)[table.table]
+    except Unmappable:
+        return []
 
 
 # --- target side (SQL) -----------------------------------------------------------------

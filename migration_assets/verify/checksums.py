@@ -26,9 +26,16 @@ from migration_assets.source.scan import Scanned, scan
 from migration_assets.specs.columns import legacy_column
 from migration_assets.specs.model import MISSING, Column, DeferredRemap, LoaderSpec, TableSpec, resolve_source
 from migration_assets.target.bookkeeping import Acknowledgement, SavedBuckets
-from migration_assets.transform.context import needs_context, prepare_context
+from migration_assets.transform.context import prepare_context
 from migration_assets.verify.acknowledged import held_acknowledgements
-from migration_assets.verify.canonical import Digest, object_id_bounds, raw_hash60, source_rows, table_sql
+from migration_assets.verify.canonical import (
+    Digest,
+    Unmappable,
+    canonical_rows,
+    object_id_bounds,
+    raw_hash60,
+    table_sql,
+)
 from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_batch, digest_documents, merge_buckets
 from migration_assets.verify.quarantined import QuarantineIndex
 
@@ -74,6 +81,9 @@ class LoaderVerification:
     raw_buckets: dict[str, list[int]] = field(default_factory=dict)
     fingerprint: str = ""
     docs_canonicalized: int = 0
+    # Documents whose rows cannot be rendered (a value of a type its column does not take):
+    # expected absent from PostgreSQL, as the transform rejects them; key -> why.
+    unmappable: dict[str, str] = field(default_factory=dict)
 
     def saved_buckets(self) -> SavedBuckets:
         """What a catch-up pass saves for the next one to reuse."""
@@ -86,12 +96,6 @@ class LoaderVerification:
     @property
     def ok(self) -> bool:
         return all(t.checksums_match for t in self.tables.values())
-
-
-def verification_context(loader: LoaderSpec, source: Source, qindex: QuarantineIndex) -> Mapping:
-    """The loader context as the loaded rows saw it (the open quarantine stands for the
-    documents that did not load)."""
-    return prepare_context(loader, source, quarantined=qindex.ids()) if needs_context(loader) else {}
 
 
 def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, *,
@@ -109,7 +113,7 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     for t in loader.tables:
         result.tables[t.table] = TableVerification(t.table)
     qindex = QuarantineIndex(conn, loader.name)
-    ctx = verification_context(loader, source, qindex)
+    ctx = prepare_context(loader, source)
     result.context = ctx
     result.acknowledged = held_acknowledgements(loader, source, conn)
 
@@ -122,10 +126,11 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
         if reuse is not None and bucketed:
             kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
         if workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
-            hash_in_processes(loader, kept, prefix, workers, acc, result.census if census else None)
+            hash_in_processes(loader, kept, prefix, workers, acc, result.census if census else None,
+                              result.unmappable)
         else:
             digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix,
-                             result.census if census else None)
+                             result.census if census else None, result.unmappable)
         for i, t in enumerate(loader.tables):
             tv = result.tables[t.table]
             for p, (c, s) in acc.items():
@@ -135,12 +140,20 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source_buckets[p] = d
     else:
         for d in kept:
+            if d.doc is None:
+                result.unmappable[d.key] = "invalid_bson: the document cannot be decoded"
+                continue
             if census:
                 result.census.add(d.doc, d.key)
+            try:
+                rows = canonical_rows(loader, loader.tables, d.doc, ctx)
+            except Unmappable as e:
+                result.unmappable[d.key] = e.reason
+                continue
             for t in loader.tables:
                 tv = result.tables[t.table]
                 bucket = tv.source_buckets.setdefault(d.key[:BUCKET_PREFIX], Digest()) if bucketed else None
-                for row in source_rows(loader, t, d.doc, ctx):
+                for row in rows[t.table]:
                     tv.source.add(row.text)
                     if bucket is not None:
                         bucket.add(row.text)
@@ -231,7 +244,7 @@ def counted(loader: LoaderSpec, result: LoaderVerification, docs: Iterator[Scann
 
 
 def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int | None, workers: int,
-                      acc: Buckets, census: Census | None) -> None:
+                      acc: Buckets, census: Census | None, unmappable: dict[str, str]) -> None:
     """Batches hashed in other processes (digests are sums: any order). Which documents are
     kept was decided here, in source order. Workers come from a fork server: forking this
     process (threads of Dagster, pymongo, an earlier pool) can copy a lock in its taken
@@ -255,8 +268,9 @@ def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int |
     # task queue's lock taken, and the join waits forever).
     pool = ctx.Pool(workers, initializer=default_signals)
     try:
-        for part, their_census in pool.imap_unordered(digest_batch, batches()):
+        for part, their_census, their_unmappable in pool.imap_unordered(digest_batch, batches()):
             merge_buckets(acc, part)
+            unmappable.update(their_unmappable)
             if census is not None:
                 census.merge(their_census)
         pool.close()
@@ -295,7 +309,11 @@ def verify_remap(loader: LoaderSpec, remap: DeferredRemap, source: Source, conn:
         if d.key in refused:
             out.quarantined_rows += 1
             continue
-        for row in source_rows(loader, pseudo, d.doc, {}):
+        try:
+            rows = canonical_rows(loader, [pseudo], d.doc, {})[pseudo.table]
+        except Unmappable:  # the document does not load: its reference is not expected either
+            continue
+        for row in rows:
             out.source.add(row.text)
     tsql = table_sql(pseudo)
     count, total = conn.execute(

@@ -23,9 +23,9 @@ from migration_assets.source.documents import DECODE_OPTIONS, decode, raw_key
 from migration_assets.specs import kinds as K
 from migration_assets.specs.model import Column, LoaderSpec
 from migration_assets.specs.registry import loader_named
-from migration_assets.transform.codegen import Bail, base_env, build, default_lines, row_loop, value_expr
+from migration_assets.transform.codegen import base_env, build, default_lines, row_loop, value_expr
 from migration_assets.transform.compiled import uses_compute
-from migration_assets.verify.canonical import hash60, source_rows
+from migration_assets.verify.canonical import Unmappable, canonical_rows, hash60
 
 # Checksums only need epoch milliseconds (canonical dates are "d<ms>").
 CANON_OPTIONS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS)
@@ -95,20 +95,24 @@ class CompiledCanon:
     def add(self, raw: bytes, ctx: Mapping[str, Any], counts: list[int], totals: list[int],
             census: Census | None = None, key: str = "") -> None:
         """One document's rows added to the per-table (count, hash sum), through the compiled
-        code or, when it bails, through the reference ``source_rows``; and its field paths
-        to ``census`` (from the same decoding)."""
+        code or, when it bails, through the reference ``canonical_rows``; and its field paths
+        to ``census`` (from the same decoding). A document that cannot be decoded or rendered
+        adds nothing and raises :class:`Unmappable`."""
         before = (counts[:], totals[:])
-        fast = bson.decode(raw, self.options)
+        try:
+            fast = bson.decode(raw, self.options)
+        except Exception as e:  # invalid BSON or UTF-8: the transform rejects it too
+            raise Unmappable.of(e) from e
         if census is not None:
             census.add(fast, key)
         try:
             self.canon(fast, ctx, counts, totals)
             return
-        except Bail:
+        except Exception:  # Bail, or a value no fast path takes: the reference decides
             counts[:], totals[:] = before
-        doc = decode(raw)
+        rows = canonical_rows(self.loader, self.loader.tables, decode(raw), ctx)
         for i, t in enumerate(self.loader.tables):
-            for row in source_rows(self.loader, t, doc, ctx):
+            for row in rows[t.table]:
                 counts[i] += 1
                 totals[i] += hash60(row.text)
 
@@ -132,8 +136,10 @@ Buckets = dict[str, tuple[list[int], list[int]]]  # _id prefix -> (counts, sums)
 
 
 def digest_documents(acc: Buckets, code: CompiledCanon, raws: Iterable[bytes], ctx: Mapping[str, Any],
-                     prefix_len: int | None, census: Census | None = None) -> Buckets:
-    """Per ``_id`` prefix (one bucket when ``prefix_len`` is None): per-table counts and sums."""
+                     prefix_len: int | None, census: Census | None = None,
+                     unmappable: dict[str, str] | None = None) -> Buckets:
+    """Per ``_id`` prefix (one bucket when ``prefix_len`` is None): per-table counts and sums.
+    A document that cannot be rendered adds nothing; its key and reason go to ``unmappable``."""
     n = len(code.loader.tables)
     for raw in raws:
         key = raw_key(raw)
@@ -141,16 +147,22 @@ def digest_documents(acc: Buckets, code: CompiledCanon, raws: Iterable[bytes], c
         bucket = acc.get(prefix)
         if bucket is None:
             bucket = acc[prefix] = ([0] * n, [0] * n)
-        code.add(raw, ctx, bucket[0], bucket[1], census, key)
+        try:
+            code.add(raw, ctx, bucket[0], bucket[1], census, key)
+        except Unmappable as e:
+            if unmappable is not None:
+                unmappable[key] = e.reason
     return acc
 
 
-def digest_batch(args: tuple[str, list[bytes], int | None, bool]) -> tuple[Buckets, Census | None]:
+def digest_batch(args: tuple[str, list[bytes], int | None, bool]) -> tuple[Buckets, Census | None, dict[str, str]]:
     """A worker process's share: one batch of one loader's documents (no context: loaders
     that need one hash in the calling process), with its census when asked for."""
     name, raws, prefix_len, with_census = args
     census = Census() if with_census else None
-    return digest_documents({}, compile_canon(loader_named(name)), raws, {}, prefix_len, census), census
+    unmappable: dict[str, str] = {}
+    acc = digest_documents({}, compile_canon(loader_named(name)), raws, {}, prefix_len, census, unmappable)
+    return acc, census, unmappable
 
 
 def merge_buckets(acc: Buckets, part: Buckets) -> None:

@@ -36,18 +36,18 @@ import psycopg
 from migration_assets.source.documents import Source
 from migration_assets.source.scan import scan
 from migration_assets.specs.model import LoaderSpec, TableSpec
+from migration_assets.transform.context import prepare_context
 from migration_assets.verify.canonical import (
     OBJECT_ID_HEX,
     Digest,
+    expected_rows,
     identity_columns,
     object_id_bounds,
-    source_rows,
     table_sql,
 )
 from migration_assets.verify.checksums import (
     BUCKET_PREFIX,
     LoaderVerification,
-    verification_context,
     verify_loader,
 )
 from migration_assets.verify.quarantined import QuarantineIndex
@@ -280,7 +280,7 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
         child = key[:length]
         for t in descend[prefix]:
             bucket = src[t].setdefault(child, Digest())
-            for row in source_rows(loader, specs[t], doc, ctx):
+            for row in expected_rows(loader, specs[t], doc, ctx):
                 bucket.add(row.text)
     tgt: dict[str, dict[str | None, Digest]] = {}
     for t in tables:
@@ -304,7 +304,7 @@ def _compare_leaves(loader, source, conn, qindex, ctx, specs, sqls, leaves: dict
     for prefix, key, doc in scan_prefixes(source, loader.collection, real, qindex):
         stats.docs_decoded += 1
         for t in real[prefix]:
-            for row in source_rows(loader, specs[t], doc, ctx):
+            for row in expected_rows(loader, specs[t], doc, ctx):
                 src[t][(row.root_key, row.identity)].append(row.values)
     for t, prefixes in by_table.items():
         tgt: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
@@ -368,12 +368,12 @@ def diff_rows(loader: LoaderSpec, table_name: str, source: Source, conn: psycopg
     every row read on both sides."""
     table = loader.table(table_name)
     qindex = QuarantineIndex(conn, loader.name)
-    ctx = verification_context(loader, source, qindex)
+    ctx = prepare_context(loader, source)
     src: dict[str, list[str]] = {}
     for d in scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi):
         if d.skipped or d.doc is None:
             continue
-        for row in source_rows(loader, table, d.doc, ctx):
+        for row in expected_rows(loader, table, d.doc, ctx):
             src[f"{row.root_key}|{row.identity}"] = row.values
     sql, params = table_sql(table).rows_query(lo, hi)
     tgt = {f"{k}|{ident}": list(vals) for k, ident, vals in conn.execute(sql, params).fetchall()}
