@@ -127,8 +127,8 @@ def test_changes_deletes_and_ledger_conflicts_all_reach_postgres(migrated, platf
     assert found == {
         "seller_offers": {"new": sorted(str(d["_id"]) for d in new_offers), "changed": sorted(bumped)},
         "notifications": {"new": sorted(str(d["_id"]) for d in new_notes)},
-        "reviews": {"changed": sorted(silent), "removed": sorted(gone_reviews)},
-        "chats": {"removed": sorted(gone_chats)},
+        "reviews": {"changed": sorted(silent), "extra": sorted(gone_reviews)},
+        "chats": {"extra": sorted(gone_chats)},
         "funds_ledger_entries": {"conflicts": sorted(entries)},
     }
     assert set(planned) == {l.name for l in all_loaders()}
@@ -299,3 +299,41 @@ def test_a_pass_reuses_only_the_digests_of_unchanged_bytes(migrated, platform_co
     assert second.documents_decoded < first.documents_decoded and second.documents_decoded >= same_prefix
     full = reconcile(loader, source, platform_conn, run_id="full", dry_run=True, full=True)
     assert full.changed == second.changed and full.documents_decoded >= first.documents_decoded
+
+
+def test_documents_that_no_longer_map_are_withdrawn_or_kept_and_every_command_says_which(
+        migrated, home, live_source_db, mongo_client, capsys):
+    """Loaded documents that the application then changes so that they no longer map (an
+    integer title; a category referenced by request templates losing its name): reconcile
+    quarantines them, removes the rows it may (copied to the audit table first), keeps the one
+    other rows still reference, and says so: a kept row is a difference it could not resolve,
+    so reconcile exits 1 and diff, verify and status show it; a pass after it finds nothing new."""
+    conn = migrated
+    db = mongo_client[live_source_db]
+    titles = loaded_ids(conn, "notifications", 3)
+    db.notifications.update_many({"_id": {"$in": oids(titles)}}, {"$set": {"title": 4200}})
+    rc, out = cli(capsys, "reconcile", "notifications")
+    line = next(x for x in out.splitlines() if x.strip().startswith("notifications:"))
+    # they no longer map, so PostgreSQL's rows of them are extra; withdrawn, not "removed"
+    assert rc == 0 and "found 0 new, 0 changed, 3 extra" in line, out
+    assert "0 removed, 3 no longer map (quarantined, rows removed), 0 not resolved" in line, out
+    assert conn.execute("SELECT count(*) FROM notifications WHERE legacy_object_id = ANY(%s)", [titles]).fetchone()[0] == 0
+    audit = conn.execute("SELECT count(DISTINCT document) FROM migration.removed_rows WHERE table_name = "
+                         "'notifications' AND document = ANY(%s)", [titles]).fetchone()[0]
+    assert audit == 3
+    rc, out = cli(capsys, "reconcile", "notifications")
+    assert rc == 0 and "found 0 new, 0 changed, 0 extra" in out, out  # never "removed" again
+    assert cli(capsys, "diff", "notifications")[0] == 0
+
+    category = conn.execute("SELECT c.legacy_object_id FROM categories c JOIN request_templates t ON t.category_id = "
+                            "c.id ORDER BY 1 LIMIT 1").fetchone()[0]
+    db.categories.update_one({"_id": ObjectId(category)}, {"$set": {"name": 17}})
+    rc, out = cli(capsys, "reconcile", "categories")
+    assert rc == 1 and "1 not resolved" in out and f"unresolved {category}" in out, out
+    rc, out = cli(capsys, "diff", "categories")
+    assert rc == 1 and "1 extra in PostgreSQL" in out and category in out, out
+    rc, out = cli(capsys, "verify", "--domain", "marketplace")
+    line = next(x for x in out.splitlines() if " public/categories " in x)
+    assert rc == 1 and line.split()[0] == "FAILED", out
+    rc, out = cli(capsys, "status")
+    assert rc == 1 and "check public/categories" in out, out

@@ -50,14 +50,18 @@ def cmd_reconcile(args) -> int:
         s.view.close()
     found = reconciliation_records(s.instance, run.run_id, loaders)
     conflicts = sum(m["immutable_conflicts"] for _, m in found)
-    status = worst([run.exit_status(), Exit.FAILED if conflicts else Exit.OK])
+    unresolved = sum(m.get("documents_unresolved", 0) for _, m in found)
+    status = worst([run.exit_status(), Exit.FAILED if conflicts or unresolved else Exit.OK])
     if args.json:
         emit({"command": "reconcile", "exit_status": int(status), "dry_run": args.dry_run, "run": run_document(run),
               "loaders": [{"loader": l.name, **{k: v for k, v in m.items() if k != "documents"}} for l, m in found]})
         return status
     for loader, m in found:
-        s.view.say(f"  {loader.name}: {m['documents_new']} new, {m['documents_changed']} changed, "
-                   f"{m['documents_removed']} removed, {m['immutable_conflicts']} immutable conflict(s); read "
+        done = ("" if args.dry_run else
+                f"; {m['documents_written']} written, {m['documents_removed']} removed, {m['documents_withdrawn']} "
+                f"no longer map (quarantined, rows removed), {m['documents_unresolved']} not resolved")
+        s.view.say(f"  {loader.name}: found {m['documents_new']} new, {m['documents_changed']} changed, "
+                   f"{m['documents_extra']} extra, {m['immutable_conflicts']} immutable conflict(s){done}; read "
                    f"{m['documents_read']} documents (decoded {m['documents_decoded']}), hashed {m['ranges_hashed']} "
                    f"ranges, fetched "
                    f"{m['postgres_rows_fetched']} PostgreSQL rows in {m['seconds']:.2f}s")

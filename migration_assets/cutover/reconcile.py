@@ -36,7 +36,9 @@ class Reconciliation:
     dry_run: bool = False
     new: list[str] = field(default_factory=list)  # documents in Mongo that PostgreSQL lacks
     changed: list[str] = field(default_factory=list)  # documents whose rows differ
-    removed: list[str] = field(default_factory=list)  # documents PostgreSQL holds that Mongo no longer has
+    # rows PostgreSQL holds that the source does not map: vanished documents, or documents that
+    # no longer map (the re-sync tells which, and what it did: ``deleted``, ``withdrawn``)
+    removed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # append-only: changed or vanished entries, left as they are
     orphans: int = 0  # child rows whose document row is gone (reported, never guessed at)
     documents_read: int = 0  # Mongo documents read (bytes hashed at least)
@@ -55,10 +57,33 @@ class Reconciliation:
         return dict(self.resync.refused) if self.resync else {}
 
     @property
+    def written(self) -> list[str]:
+        """Documents whose rows were written (new or changed)."""
+        return self.resync.loaded if self.resync else []
+
+    @property
+    def deleted(self) -> list[str]:
+        """Documents Mongo no longer holds whose rows were removed (copied to removed_rows)."""
+        return self.resync.removed if self.resync else []
+
+    @property
+    def withdrawn(self) -> list[str]:
+        """Documents that no longer map: quarantined, and their rows removed (copied first)."""
+        return self.resync.withdrawn if self.resync else []
+
+    @property
+    def unresolved(self) -> dict[str, str]:
+        """Differences this pass found and could not resolve (document -> why)."""
+        return self.resync.unresolved if self.resync else {}
+
+    @property
     def summary(self) -> str:
-        return (f"{self.loader}: {len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} removed, "
-                f"{len(self.conflicts)} immutable conflict(s); read {self.documents_read} documents (decoded "
-                f"{self.documents_decoded}), hashed "
+        found = (f"{self.loader}: found {len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} extra, "
+                 f"{len(self.conflicts)} immutable conflict(s)")
+        done = ("dry run: nothing written" if self.dry_run else
+                f"{len(self.written)} written, {len(self.deleted)} removed, {len(self.withdrawn)} no longer map "
+                f"(quarantined, rows removed), {len(self.unresolved)} not resolved")
+        return (f"{found}; {done}; read {self.documents_read} documents (decoded {self.documents_decoded}), hashed "
                 f"{self.ranges_hashed} ranges, fetched {self.rows_fetched} PostgreSQL rows in {self.seconds:.2f}s")
 
 

@@ -20,7 +20,9 @@ from migration_assets.orchestration.records import RECONCILE_TAG, failing_schedu
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.specs.registry import all_loaders
 
-LABELS = {"new": "new", "changed": "changed", "removed": "removed", "conflicts": "immutable conflict (kept)"}
+LABELS = {"new": "new", "changed": "changed", "extra": "extra in PostgreSQL", "conflicts": "immutable conflict (kept)",
+          "withdrawn": "no longer maps: quarantined, its rows removed",
+          "unresolved": "not resolved: its row stays (the run's failure says why)"}
 LISTED = 1000  # document ids per kind an observation lists (the counts are exact)
 
 
@@ -34,7 +36,9 @@ class ReconcileConfig(dg.Config):
 
 def observation(loader: LoaderSpec, r: Reconciliation, table: str) -> dg.AssetObservation:
     meta = {"reconciliation": "dry run: nothing written" if r.dry_run else "applied",
-            "documents_new": len(r.new), "documents_changed": len(r.changed), "documents_removed": len(r.removed),
+            "documents_new": len(r.new), "documents_changed": len(r.changed), "documents_extra": len(r.removed),
+            "documents_written": len(r.written), "documents_removed": len(r.deleted),
+            "documents_withdrawn": len(r.withdrawn), "documents_unresolved": len(r.unresolved),
             "immutable_conflicts": len(r.conflicts), "documents_read": r.documents_read,
             "documents_decoded": r.documents_decoded,
             "ranges_hashed": r.ranges_hashed, "postgres_rows_fetched": r.rows_fetched,
@@ -43,7 +47,8 @@ def observation(loader: LoaderSpec, r: Reconciliation, table: str) -> dg.AssetOb
         meta["rows_inserted_or_changed"] = r.resync.rows_changed.get(table, 0)
         meta["documents_not_applied"] = len(r.refused)
     if table == loader.root.table and (r.documents or r.conflicts):
-        kinds = {"new": r.new, "changed": r.changed, "removed": r.removed, "conflicts": r.conflicts}
+        kinds = {"new": r.new, "changed": r.changed, "extra": r.removed, "conflicts": r.conflicts,
+                 "withdrawn": r.withdrawn, "unresolved": sorted(r.unresolved)}
         rows = [(d, LABELS[kind]) for kind, ids in kinds.items() for d in ids]
         meta["documents"] = dg.MetadataValue.md(markdown_table(["document _id", "difference"], rows[:200]))
         meta["document_ids"] = dg.MetadataValue.json({k: ids[:LISTED] for k, ids in kinds.items()})
@@ -61,7 +66,8 @@ def reconcile_step(context: dg.OpExecutionContext, config: ReconcileConfig, mong
     with mongo.session() as source, postgres.connect("reconcile") as conn:
         done = reconcile_loaders(loaders, source, conn, run_id=context.run.run_id, dry_run=config.dry_run,
                                  workers=mongo.checksum_workers, full=config.full)
-    totals = {"loaders": len(done), "documents_new": 0, "documents_changed": 0, "documents_removed": 0,
+    totals = {"loaders": len(done), "documents_new": 0, "documents_changed": 0, "documents_extra": 0,
+              "documents_written": 0, "documents_removed": 0, "documents_withdrawn": 0,
               "documents_quarantined": 0, "immutable_conflicts": 0, "documents_read": 0, "documents_decoded": 0,
               "ranges_hashed": 0,
               "postgres_rows_fetched": 0}
@@ -71,18 +77,21 @@ def reconcile_step(context: dg.OpExecutionContext, config: ReconcileConfig, mong
             context.log_event(observation(loader, r, t))
         context.log.info(r.summary)
         for k, v in (("documents_new", len(r.new)), ("documents_changed", len(r.changed)),
-                     ("documents_removed", len(r.removed)), ("immutable_conflicts", len(r.conflicts)),
+                     ("documents_extra", len(r.removed)), ("documents_written", len(r.written)),
+                     ("documents_removed", len(r.deleted)), ("documents_withdrawn", len(r.withdrawn)),
+                     ("immutable_conflicts", len(r.conflicts)),
                      ("documents_read", r.documents_read), ("documents_decoded", r.documents_decoded),
                      ("ranges_hashed", r.ranges_hashed),
                      ("postgres_rows_fetched", r.rows_fetched)):
             totals[k] += v
         quarantined = set(r.resync.quarantined) if r.resync else set()
         totals["documents_quarantined"] += len(quarantined)  # bad input: quarantined with its reason, as in a load
-        refused.update({f"{loader.name} {d}": why for d, why in r.refused.items() if d not in quarantined})
+        # what remains different fails the run; a quarantined document with no row left is settled
+        refused.update({f"{loader.name} {d}": why for d, why in r.unresolved.items()})
     if refused:
         first = next(iter(sorted(refused.values())))
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise dg.Failure(description=f"{len(refused)} document(s) could not be re-synced: {first}{more}", metadata={
+        raise dg.Failure(description=f"{len(refused)} difference(s) not resolved: {first}{more}", metadata={
             **totals, "not_applied": dg.MetadataValue.md(markdown_table(["document", "why"], sorted(refused.items())))})
     return dg.Output(totals, metadata=totals)
 

@@ -144,6 +144,11 @@ def materialize_results(loader: LoaderSpec, report: LoadReport, conn, database: 
             meta["timings_s"] = {k: round(v, 3) for k, v in report.timings.items()}
             meta["client_cpu_s"] = round(report.cpu_s, 3)  # the load steps' own CPU, every range together
             meta["quarantine_reasons"] = dict(report.quarantine_reasons) or {"none": 0}
+            # rows an earlier load wrote for documents that no longer map: removed (audited in migration.removed_rows)
+            meta["documents_withdrawn"] = len(report.withdrawn)
+            if report.kept:  # no longer mapping, but their rows must stay: the parity checks name them
+                meta["stale_rows_kept"] = dg.MetadataValue.md(markdown_table(
+                    ["document _id", "why its rows stay"], sorted(report.kept.items())[:50]))
             if report.dry_run:  # nothing was written: show what this pass would quarantine
                 sample = [(q["_id"], q["code"], q["reason"]) for q in report.quarantine_sample]
                 open_total = report.docs_quarantined

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from migration_assets.load.removal import remove_documents
 from migration_assets.load.report import LoadReport
 from migration_assets.load.resolve import ReferenceResolver
 from migration_assets.specs.model import LoaderSpec
@@ -49,6 +50,10 @@ def refusal(result: DocResult, e: psycopg.Error) -> Rejected:
 class BatchOutcome:
     loaded: list[DocResult] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    # rejected documents whose rows an earlier load wrote: removed with them (withdrawn), or
+    # kept with the reason (an append-only table, a row another table still references)
+    withdrawn: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 class BatchStep:
@@ -150,18 +155,36 @@ class BatchStep:
 
         t = time.perf_counter()
         outcome = BatchOutcome(results, rejects)
+        withdrawing = not self.dry and not self.fresh
         with self.conn.transaction():
+            if withdrawing:  # first, so a stale row holds no unique key a loading document needs
+                self.withdraw(outcome, outcome.rejected)
             refused = self.write_isolating(results, True if self.dry else self.fresh)
             if refused:
                 ids = {r.legacy_id for r in refused}
                 outcome.loaded = [r for r in results if r.legacy_id not in ids]
                 outcome.rejected += refused
+                if withdrawing:
+                    self.withdraw(outcome, refused)
             if not self.dry:
                 bk.record_batch(self.conn, self.loader, outcome.loaded, outcome.rejected, self.run_id,
                                 self.checkpoint(outcome, position), fresh=self.fresh)
         timings["write"] += time.perf_counter() - t
         self.count(outcome, position, len(raws))
         return outcome
+
+    def withdraw(self, outcome: BatchOutcome, rejected: Sequence[Rejected]) -> None:
+        """A document an earlier load wrote that no longer maps (a field changed type, a value
+        went out of range) leaves no stale row behind: its rows are removed as a vanished
+        document's are, copied to ``migration.removed_rows`` first, in this batch's transaction.
+        A later occurrence of a loaded ``_id`` (a duplicate) withdraws nothing."""
+        ids = sorted({r.legacy_id for r in rejected if r.code != "duplicate_id"})
+        if ids:
+            withdrawn, _, kept = remove_documents(self.conn, self.loader, ids, self.run_id)
+            outcome.withdrawn += withdrawn
+            outcome.kept.update(kept)
+            self.report.withdrawn += withdrawn
+            self.report.kept.update(kept)
 
     def count(self, outcome: BatchOutcome, position: str | None, docs: int) -> None:
         r = self.report

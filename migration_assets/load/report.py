@@ -50,6 +50,11 @@ class LoadReport:
     lock_waited_s: float = 0.0
     # Append-only tables: documents whose existing (immutable) row differs from the source.
     immutable_conflicts: list[str] = field(default_factory=list)
+    # Documents an earlier load wrote that no longer map: quarantined, their rows removed (audited).
+    withdrawn: list[str] = field(default_factory=list)
+    # ... and those whose rows had to stay (append-only, still referenced): document -> why; the
+    # parity checks name them as rows PostgreSQL holds and the source does not map
+    kept: dict[str, str] = field(default_factory=dict)
     # Dry run: parent loaders simulated (read, transformed, validated) to resolve references.
     simulated_parents: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -83,6 +88,8 @@ def merge_reports(loader: str, reports: Sequence[LoadReport], *, resumed: bool =
         for stage, seconds in r.timings.items():
             out.timings[stage] += seconds
         out.immutable_conflicts.extend(r.immutable_conflicts)
+        out.withdrawn.extend(r.withdrawn)
+        out.kept.update(r.kept)
         out.docs_before += r.docs_before
     from_ranges = [r.resumed_from for r in reports if r.resumed_from]
     landed = sum(1 for r in reports if r.resumed_from and r.resumed_from.startswith("landed"))

@@ -22,6 +22,7 @@ from bson import ObjectId
 
 from migration_assets.load.batch import BatchStep
 from migration_assets.load.remap import apply_remap, ref_table
+from migration_assets.load.removal import remove_documents
 from migration_assets.load.report import LoadReport
 from migration_assets.source.documents import Source, raw_id_hex
 from migration_assets.specs.model import LoaderSpec, TableSpec
@@ -42,17 +43,28 @@ class ResyncReport:
     loader: str
     requested: list[str] = field(default_factory=list)  # document legacy ids
     loaded: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)  # absent from Mongo: removed from PostgreSQL
+    removed: list[str] = field(default_factory=list)  # absent from Mongo: their rows removed from PostgreSQL
+    # in Mongo, but no longer mapping (quarantined): their rows removed from PostgreSQL too
+    withdrawn: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)  # absent from both: in sync, nothing to do
     refused: dict[str, str] = field(default_factory=dict)  # legacy id -> why it was not applied
     quarantined: list[str] = field(default_factory=list)  # of the refused: bad input, now in the quarantine
+    # of the quarantined: PostgreSQL holds no row of them any more (withdrawn, or never loaded)
+    quarantined_clear: list[str] = field(default_factory=list)
     rows_changed: dict[str, int] = field(default_factory=dict)
     gaps_resolved: list[int] = field(default_factory=list)
     gaps_left_open: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
+    def unresolved(self) -> dict[str, str]:
+        """Documents not applied whose difference remains (quarantined ones with no row left
+        are settled: the quarantine accounts for them on both sides)."""
+        return {d: why for d, why in self.refused.items() if d not in self.quarantined_clear}
+
+    @property
     def applied(self) -> set[str]:
-        return set(self.loaded) | set(self.removed)
+        return set(self.loaded) | set(self.removed) | set(self.absent)
 
 
 def is_object_id(value: str | None) -> bool:
@@ -102,95 +114,6 @@ def documents_of(conn: psycopg.Connection, loader: LoaderSpec, table: TableSpec,
     return dict(docs), lost
 
 
-def remove_documents(conn: psycopg.Connection, loader: LoaderSpec, legacy_ids: Sequence[str], run_id: str
-                     ) -> tuple[list[str], dict[str, str]]:
-    """Remove the rows of documents Mongo no longer holds, child rows first, each copied to
-    ``migration.removed_rows`` first (a wrong delete is undone from there), and so are the
-    rows of other tables that an ON DELETE action would change with them. A document that
-    another table's row still references is not removed, and both are named."""
-    removed, refused = [], {}
-    root = loader.root
-    for legacy in legacy_ids:
-        row = conn.execute(f"SELECT id FROM public.{root.table} WHERE legacy_object_id = %s", [legacy]).fetchone()
-        if row is None:
-            removed.append(legacy)  # already absent: in sync
-            continue
-        if loader.append_only:
-            refused[legacy] = f"{root.table} is append-only: an entry Mongo no longer holds is never deleted"
-            continue
-        try:
-            with conn.transaction():
-                for t in [*loader.tables[1:], root]:
-                    column = "id" if t.is_root else t.parent_column
-                    where = (f"{column} = %s", [row[0]])
-                    save_affected(conn, loader.name, f"public.{t.table}", where, legacy, run_id)
-                    bk.save_removed(conn, loader.name, f"public.{t.table}", *where, legacy, run_id)
-                    conn.execute(f"DELETE FROM public.{t.table} WHERE {where[0]}", where[1])
-            removed.append(legacy)
-        except psycopg.errors.ForeignKeyViolation as e:
-            refused[legacy] = still_referenced(conn, root.table, legacy, row[0], e.diag.constraint_name)
-        except UnsavedRows as e:
-            refused[legacy] = f"{root.table} {legacy} not removed: {e}"
-    return removed, refused
-
-
-class UnsavedRows(RuntimeError):
-    """Rows a delete would change that cannot be copied to the audit table first."""
-
-
-ON_DELETE = {"c": "deleted by ON DELETE CASCADE", "n": "set to NULL by ON DELETE SET NULL",
-             "d": "set to its default by ON DELETE SET DEFAULT"}
-
-
-def on_delete_actions(conn: psycopg.Connection, relation: str) -> list[tuple[str, str, str, str]]:
-    """(referencing relation, its column, the referenced column, action) of the foreign keys
-    whose ON DELETE action changes other rows when a row of ``relation`` is deleted."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT c.conrelid::regclass::text, a.attname, r.attname, c.confdeltype FROM pg_constraint c "
-        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-        "JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = c.confkey[1] "
-        "WHERE c.contype = 'f' AND c.confrelid = %s::regclass AND c.confdeltype IN ('c', 'n', 'd') "
-        "ORDER BY 1, 2", [relation]).fetchall()]
-
-
-def save_affected(conn: psycopg.Connection, loader: str, relation: str, where: tuple[str, list], document: str,
-                  run_id: str, depth: int = 0) -> None:
-    """Copy to ``migration.removed_rows`` the rows that deleting ``relation``'s rows matching
-    ``where`` changes through ON DELETE actions (followed down cascades), before the delete."""
-    for referencing, column, referenced, action in on_delete_actions(conn, relation):
-        if depth > 8:
-            raise ResyncError(f"ON DELETE CASCADE chain from {relation} deeper than 8 tables")
-        sub = (f"{column} IN (SELECT {referenced} FROM {relation} WHERE {where[0]})", where[1])
-        try:
-            with conn.transaction():
-                bk.save_removed(conn, loader, referencing, *sub, document, run_id, f"{ON_DELETE[action]} of {relation}")
-        except psycopg.errors.InsufficientPrivilege as e:
-            raise UnsavedRows(
-                f"the rows of {referencing} that its foreign key's ON DELETE action would change cannot be copied "
-                f"to migration.removed_rows first ({e.diag.message_primary}); GRANT SELECT ON {referencing} to "
-                f"the platform's role") from e
-        if action == "c":
-            save_affected(conn, loader, referencing, sub, document, run_id, depth + 1)
-
-
-def still_referenced(conn: psycopg.Connection, table: str, legacy: str, pk, constraint: str | None) -> str:
-    """Why a row was not removed: the rows (by legacy id) whose foreign key still names it."""
-    found = conn.execute(
-        "SELECT conrelid::regclass::text, a.attname FROM pg_constraint c JOIN pg_attribute a "
-        "ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] WHERE c.conname = %s AND c.contype = 'f'",
-        [constraint]).fetchone() if constraint else None
-    if found is None:
-        return f"{table} {legacy} not removed: still referenced ({constraint or 'a foreign key'})"
-    referencing, column = found
-    has_legacy = conn.execute("SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = "
-                              "'legacy_object_id'", [referencing]).fetchone()
-    label = "legacy_object_id" if has_legacy else "ctid::text"
-    ids = [r[0] for r in conn.execute(f"SELECT {label} FROM {referencing} WHERE {column} = %s ORDER BY 1 LIMIT 5",
-                                      [pk]).fetchall()]
-    return (f"{table} {legacy} not removed: {referencing} {', '.join(ids)} still references it "
-            f"({constraint}); remove or re-point that row first")
-
-
 def resync_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connection, legacy_ids: Iterable[str], *,
                      run_id: str, gaps: Mapping[str, Sequence[int]] | None = None,
                      lock_timeout_s: float = 300.0) -> ResyncReport:
@@ -222,13 +145,19 @@ def resync_documents(loader: LoaderSpec, source: Source, conn: psycopg.Connectio
                         apply_remap(owner, remap, source, conn, run_id=run_id)
             conflicts = set(step.writer.conflicts)
             report.loaded = sorted(r.legacy_id for r in outcome.loaded if r.legacy_id not in conflicts)
+            report.withdrawn = sorted(outcome.withdrawn)
             for legacy in conflicts:
                 report.refused[legacy] = "immutable entry differs in Mongo; PostgreSQL keeps the original"
             for r in outcome.rejected:
                 report.refused[r.legacy_id] = "quarantined: " + "; ".join(p["message"] for p in r.problems)[:300]
                 report.quarantined.append(r.legacy_id)
-            absent = [i for i in wanted if i not in first]
-            report.removed, not_removed = remove_documents(conn, loader, absent, run_id)
+            # a document that no longer maps left no stale row behind (the batch withdrew it)
+            report.quarantined_clear = sorted(set(report.quarantined) - set(outcome.kept))
+            for legacy, why in outcome.kept.items():
+                report.refused[legacy] += f"; its rows stay: {why}"
+            gone = [i for i in wanted if i not in first]
+            report.removed, absent, not_removed = remove_documents(conn, loader, gone, run_id)
+            report.absent += absent
             report.refused.update(not_removed)
             report.rows_changed = dict(load.rows_changed)
             if gaps:
