@@ -190,3 +190,16 @@ def test_an_error_raised_in_the_run_worker_is_explained_as_if_raised_here():
     explained = explain_exception(crossed, "migrate")
     assert explained.text == "MongoDB at mongodb://db:27017/ is unreachable: refused"
     assert explained.next_step == next(r for r in REMEDIES if SourceUnavailable in r.errors).next_step
+
+
+def test_a_failed_census_names_its_unmapped_paths():
+    from migration_assets.console.progress import CheckResult
+    from migration_assets.console.render import describe
+
+    a = asset({"load_users"}, checks={"fields_accounted_for": False})
+    a.checks["fields_accounted_for"] = CheckResult(
+        "fields_accounted_for", False, "ERROR",
+        "unmapped: nickname (1 documents), passkeys[].aaguid (3 documents)")
+    line = describe(a, failed_run())
+    assert "failed: fields_accounted_for (ERROR: unmapped: nickname (1 documents), passkeys[].aaguid (3 documents))" \
+        in line, line

@@ -29,6 +29,7 @@ class CheckResult:
     name: str
     passed: bool
     severity: str  # ERROR or WARN
+    description: str | None = None  # what failed, as the check said it (the paths, the rows)
 
 
 @dataclass
@@ -116,7 +117,8 @@ class RunState:
                 a.metadata, a.observed = meta, True
         elif kind == ET.ASSET_CHECK_EVALUATION:
             e = ev.asset_check_evaluation_data
-            self.asset(e.asset_key).checks[e.check_name] = CheckResult(e.check_name, e.passed, e.severity.value)
+            self.asset(e.asset_key).checks[e.check_name] = CheckResult(e.check_name, e.passed, e.severity.value,
+                                                                       e.description)
         elif kind == ET.STEP_START:
             self.running.add(step)
         elif kind in STEP_ENDS:

@@ -116,7 +116,8 @@ def describe(a: AssetState, run: RunState) -> str:
     if a.checks_planned and not a.observed:
         passed = sum(1 for c in a.checks.values() if c.passed)
         text = f"checks {passed}/{len(a.checks_planned)} passed"
-        failed = [f"{c.name} ({c.severity})" for c in a.failed_checks]
+        failed = [f"{c.name} ({c.severity}" + (f": {shorten(c.description)})" if c.description else ")")
+                  for c in a.failed_checks]
         missing = [c for c in a.checks_planned if c not in a.checks]
         if failed:
             text += "; failed: " + ", ".join(failed)
@@ -124,6 +125,12 @@ def describe(a: AssetState, run: RunState) -> str:
             text += f"; {len(missing)} not run" + (f": {', '.join(why)} failed" if (why := failed_steps(a, run)) else "")
         parts.append(text)
     return "; ".join(parts)
+
+
+def shorten(text: str, width: int = 160) -> str:
+    """A check's own account of its failure, on one line."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1] + "…"
 
 
 def asset_line(a: AssetState, run: RunState, prefix: str = "") -> Text:
