@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import pytest
 from bson import ObjectId
@@ -103,7 +104,7 @@ def test_scaffold_drafts_a_spec_that_loads_as_definitions(mongo_client, mongo_db
     assert 'Column("meta_color", TEXT, "meta.color", required=True)' in text
     assert 'Column("note", TEXT, "note")' in text  # in half the documents: not required
     assert 'Column("tags", TEXT_ARRAY, "tags"' in text and 'rows=array("lines")' in text
-    assert "ignored={'__v': 'Mongoose version key'}" in text
+    assert 'ignored={"__v": "Mongoose version key"}' in text
 
     path = tmp_path / "widget_orders.py"
     path.write_text(text)
@@ -121,3 +122,45 @@ def test_scaffold_drafts_a_spec_that_loads_as_definitions(mongo_client, mongo_db
     from migration_assets.source.census import census_of
     census = census_of(LiveSource(stack_env["MONGODB_URI"], mongo_db_name), "widgetorders")
     assert [v.path for v in verdicts(loader, census) if v.status == "unmapped"] == []
+
+
+@pytest.mark.integration
+def test_profile_and_scaffold_of_a_real_shaped_collection(mongo_client, mongo_db_name, world, migration_env, tmp_path,
+                                                          monkeypatch, capsys):
+    """Documents written through pymongo with the shapes of public data sets: ``profile``
+    collapses their maps, ``scaffold --write`` writes a draft that loads (once), and refuses a
+    collection that has a spec, or a draft naming what a spec has, writing nothing."""
+    from migration_assets.cli import source as cli_source
+    from migration_assets.cli.main import main
+    from migration_assets.generator.writers import write_mongo
+    from migration_assets_tests.fixtures.real_shapes import customers
+
+    write_mongo(mongo_client[mongo_db_name], {"users": world.docs["users"]}, clear=False)  # for --diff
+    mongo_client[mongo_db_name]["customers"].insert_many(customers())
+    migration_env(mode="live", database=mongo_db_name)
+    monkeypatch.setattr(cli_source, "TABLES_DIR", tmp_path)  # drafts go here, not into the package
+
+    def cli(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main(list(args))
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    rc, out, _ = cli("profile", "customers")
+    assert rc == 0 and "tier_and_details.<key>.tier" in out and "daily_logins.<key>" in out
+    assert not re.search(r"tier_and_details\.[0-9a-f]{32}", out)
+
+    rc, out, err = cli("scaffold", "customers", "--domain", "marketplace", "--write")
+    assert rc == 0 and (tmp_path / "marketplace" / "customers.py").exists(), out + err
+    rc, _, err = cli("scaffold", "customers", "--domain", "marketplace", "--write")
+    assert rc == 1 and "exists; not overwritten" in err
+
+    rc, _, err = cli("scaffold", "users", "--domain", "content_social", "--write")
+    assert rc == 1 and "already has a spec: tables/auth/users.py (loader users)" in err
+    assert not (tmp_path / "content_social").exists()
+    rc, out, err = cli("scaffold", "users", "--domain", "auth", "--diff")
+    assert rc == 0 and out.startswith("---") and "+++ draft" in out, out + err
+
+    rc, _, err = cli("scaffold", "customers", "--domain", "auth", "--name", "users", "--write")
+    assert rc == 1 and "not written" in err and "loader 'users' (auth/users.py)" in err
+    assert not (tmp_path / "auth").exists()

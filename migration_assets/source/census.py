@@ -6,12 +6,23 @@ Paths: nested objects with dots (``deliveryInfo.address.city``), array elements 
 (``specifications[].key``; ``preferredSellers[]`` for an array of scalars). The census is
 taken during the passes the platform makes anyway (the verification scan), not by an extra
 one; ``migration-assets profile`` takes one on demand.
+
+**Maps collapse to one path.** An object whose keys are data (a map keyed by ids) would
+otherwise give a path per key: thousands, more columns than PostgreSQL allows. Its keys become
+``<key>`` (``profile.<key>.status``), with the number of distinct keys seen:
+
+* a key shaped like an id collapses wherever it is: an ObjectId's 24 hex digits, a uuid (with
+  or without dashes), an integer, a date (``2024-05-01``), or 16 hex digits or more;
+* any other object collapses when it holds ``MAP_MIN_KEYS`` (50) distinct keys or more across
+  the documents, every one with values of the same BSON types (one shape).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +38,11 @@ from migration_assets.specs.kinds import Json, TextArray
 from migration_assets.specs.model import LoaderSpec, source_path
 
 SAMPLE_IDS = 5
+MAP_KEY = "<key>"
+MAP_MIN_KEYS = 50  # distinct keys of one shape that make an object a map
+DISTINCT_KEYS_KEPT = 10_000  # distinct keys counted per map path, at most
+ID_LIKE_KEY = re.compile(r"[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                         r"[0-9a-fA-F]{12}|-?\d+|\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+Z?)?")
 
 
 def bson_type(value: Any) -> str:
@@ -66,27 +82,39 @@ _TYPES = {type(None): "null", bool: "bool", int: "int", Int64: "long", float: "d
           str: "string", ObjectId: "objectId", dt.datetime: "date", DatetimeMS: "date", dict: "object", list: "array"}
 
 
-def _walk(value: Mapping[str, Any], prefix: str, out: set[tuple[str, str]]) -> None:
+@functools.lru_cache(maxsize=8192)  # field names repeat in every document; a map's keys rarely do
+def _data_key(key: str) -> bool:
+    return ID_LIKE_KEY.fullmatch(key) is not None
+
+
+def _walk(value: Mapping[str, Any], prefix: str, out: set[tuple[str, str]],
+          keys: dict[str, set[str]] | None = None) -> None:
     # The hot loop of the census (every document of every verification): a type lookup by
     # class, one set of (path, type) per document.
     for k, v in value.items():
+        if _data_key(k):
+            if keys is not None:
+                seen = keys.setdefault(prefix + MAP_KEY, set())
+                if len(seen) < DISTINCT_KEYS_KEPT:
+                    seen.add(k)
+            k = MAP_KEY
         path = prefix + k
         t = _TYPES.get(v.__class__) or bson_type(v)
         out.add((path, t))
         if t == "object":
-            _walk(v, path + ".", out)
+            _walk(v, path + ".", out, keys)
         elif t == "array":
-            _walk_items(v, path + "[]", out)
+            _walk_items(v, path + "[]", out, keys)
 
 
-def _walk_items(items: list, path: str, out: set[tuple[str, str]]) -> None:
+def _walk_items(items: list, path: str, out: set[tuple[str, str]], keys: dict[str, set[str]] | None) -> None:
     for v in items:
         t = _TYPES.get(v.__class__) or bson_type(v)
         out.add((path, t))
         if t == "object":
-            _walk(v, path + ".", out)
+            _walk(v, path + ".", out, keys)
         elif t == "array":
-            _walk_items(v, path + "[]", out)
+            _walk_items(v, path + "[]", out, keys)
 
 
 def _find(value: Any, parts: list[str]) -> Any:
@@ -115,6 +143,7 @@ class PathStats:
     types: Counter = field(default_factory=Counter)  # BSON type -> documents holding it there
     sample_ids: list[str] = field(default_factory=list)
     examples: list[Any] = field(default_factory=list)  # a few values (profiles only: drafting a spec reads them)
+    distinct_keys: int | None = None  # a map's path (``…<key>``): how many distinct keys were seen
 
 
 @dataclass
@@ -125,12 +154,13 @@ class Census:
     ids: dict[str, list[str]] = field(default_factory=dict)  # path -> the first few _ids holding it
     examples: dict[str, list[Any]] | None = None  # path -> a few values, when asked for
     sampled: set[str] = field(default_factory=set)  # paths that have their few _ids
+    map_keys: dict[str, set[str]] = field(default_factory=dict)  # map path (…<key>) -> distinct keys seen
 
     def add(self, doc: Mapping[str, Any], key: str) -> None:
         """One decoded document (``key``: its ``_id``)."""
         self.documents += 1
         found: set[tuple[str, str]] = set()
-        _walk(doc, "", found)
+        _walk(doc, "", found, self.map_keys)
         self.pairs.update(found)
         paths = {p for p, _ in found}
         self.counts.update(paths)
@@ -139,7 +169,7 @@ class Census:
             ids.append(key)
             if len(ids) >= SAMPLE_IDS:
                 self.sampled.add(p)
-            if self.examples is not None:
+            if self.examples is not None and MAP_KEY not in p:
                 self.examples.setdefault(p, []).append(_find(doc, p.split(".")))
 
     def merge(self, other: Census) -> None:
@@ -151,15 +181,58 @@ class Census:
             mine += keys[:SAMPLE_IDS - len(mine)]
             if len(mine) >= SAMPLE_IDS:
                 self.sampled.add(p)
+        for p, keys in other.map_keys.items():
+            mine_keys = self.map_keys.setdefault(p, set())
+            mine_keys.update(list(keys)[:max(0, DISTINCT_KEYS_KEPT - len(mine_keys))])
 
     @property
     def paths(self) -> dict[str, PathStats]:
-        out: dict[str, PathStats] = {}
+        """Every path with its stats, maps collapsed to ``<key>`` (the module's docstring)."""
+        raw: dict[str, PathStats] = {}
         for (p, t), n in self.pairs.items():
-            stats = out.setdefault(p, PathStats(self.counts[p], sample_ids=self.ids.get(p, []),
+            stats = raw.setdefault(p, PathStats(self.counts[p], sample_ids=self.ids.get(p, []),
                                                 examples=(self.examples or {}).get(p, [])))
             stats.types[t] = n
-        return out
+        return collapse_maps(raw, {p: len(k) for p, k in self.map_keys.items()})
+
+
+def _parent_and_key(path: str) -> tuple[str, str] | None:
+    """``a.b.c`` -> (``a.b``, ``c``); None for a top-level field or an array element."""
+    head, dot, key = path.rpartition(".")
+    return (head, key) if dot and "[" not in key else None
+
+
+def collapse_maps(paths: dict[str, PathStats], known: Mapping[str, int]) -> dict[str, PathStats]:
+    """Objects with ``MAP_MIN_KEYS`` distinct keys or more, all of one value shape, seen as maps:
+    their key becomes ``<key>``, and the paths under each key merge."""
+    children: dict[str, dict[str, frozenset[str]]] = {}
+    for p, stats in paths.items():
+        pk = _parent_and_key(p)
+        if pk and pk[1] != MAP_KEY:
+            children.setdefault(pk[0], {})[pk[1]] = frozenset(stats.types)
+    maps = {parent: len(keys) for parent, keys in children.items()
+            if len(keys) >= MAP_MIN_KEYS and len(set(keys.values())) == 1}
+    if not maps:
+        return paths
+    out: dict[str, PathStats] = {}
+    # deepest maps first would be more precise; one pass over the shallowest ones is enough here
+    for p, stats in sorted(paths.items()):
+        target, keys = p, known.get(p)
+        for parent in sorted(maps, key=len):
+            if p.startswith(parent + ".") and "[" not in p[len(parent) + 1:].split(".")[0]:
+                rest = p[len(parent) + 1:].split(".", 1)
+                target = parent + "." + MAP_KEY + ("." + rest[1] if len(rest) > 1 else "")
+                keys = maps[parent]
+                break
+        merged = out.get(target)
+        if merged is None:
+            out[target] = PathStats(stats.documents, Counter(stats.types), list(stats.sample_ids),
+                                    list(stats.examples), keys if target.endswith(MAP_KEY) else None)
+        else:  # a document may hold several keys: its count is at most the sum
+            merged.documents = max(merged.documents, stats.documents)
+            merged.types.update(stats.types)
+            merged.sample_ids += [i for i in stats.sample_ids if i not in merged.sample_ids][:SAMPLE_IDS]
+    return out
 
 
 # --- held against a spec ------------------------------------------------------------------------

@@ -2,27 +2,43 @@
 its census: snake_case columns, kinds from the observed BSON types, ``required`` from
 presence, arrays of objects as child tables, references where the values are ObjectIds of
 a known collection. The person finishing it writes the target DDL and reviews the guesses
-(every guess the draft cannot stand behind is marked ``# review:``)."""
+(every guess the draft cannot stand behind is marked ``# review:``).
+
+A draft stays within PostgreSQL's limits: names of at most 63 bytes (longer ones are cut and
+given a short hash), at most ``MAX_COLUMNS`` columns per table (the fields with the most
+columns become one JSON column each until it fits), and a map (the census's ``<key>``
+paths: an object keyed by ids) is one JSON column, marked for review."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bson import ObjectId
 
-from migration_assets.source.census import Census, PathStats
+from migration_assets.source.census import MAP_KEY, Census, PathStats
 
 INTEGER = {"int", "long"}
 NUMBER = {"int", "long", "double", "decimal"}
+MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1
+MAX_COLUMNS = 1500  # PostgreSQL allows 1,600 per table; room is left for the hand-written ones
 
 
 def snake(name: str) -> str:
-    """``deliveryInfo.preferredDate`` -> ``delivery_info_preferred_date``."""
-    name = re.sub(r"[.\[\]]+", "_", name).strip("_")
+    """``deliveryInfo.preferredDate`` -> ``delivery_info_preferred_date``; any character an
+    unquoted identifier cannot hold becomes ``_``; at most 63 bytes (a cut name ends with a
+    hash of the whole, so two long names stay apart)."""
     name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
-    return re.sub(r"_+", "_", name).lower()
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_").lower()
+    name = re.sub(r"_+", "_", name) or "field"
+    if name[0].isdigit():
+        name = "f_" + name
+    if len(name.encode()) > MAX_IDENTIFIER:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = name[:MAX_IDENTIFIER - 9] + "_" + digest
+    return name
 
 
 @dataclass
@@ -72,13 +88,21 @@ def draft(collection: str, domain: str, census: Census, *, name: str | None = No
     ignored = {p: "Mongoose version key" for p in paths if p == "__v"}
 
     def scalar_columns(table: DraftTable, prefix: str, within: int) -> None:
+        maps = {p.split("." + MAP_KEY)[0] for p in paths if ("." + MAP_KEY) in p}
         for path, stats in sorted(paths.items()):
             if not path.startswith(prefix) or path in ignored or path == "_id":
                 continue
             rel = path[len(prefix):]
-            if "[]" in rel:
-                continue  # arrays: children (objects) or text arrays (strings), below
+            if "[]" in rel or MAP_KEY in rel:
+                continue  # arrays: children (objects) or text arrays (strings), below; maps: one JSON column
             types = {t for t in stats.types if t != "null"}
+            if path in maps:
+                keys = paths.get(path + "." + MAP_KEY)
+                n = keys.distinct_keys if keys and keys.distinct_keys else "many"
+                table.columns.append(DraftColumn(snake(rel), "JSON", rel, False,
+                                                 f"review: a map keyed by data ({n} distinct keys); JSON here, "
+                                                 "a child table (key, value) would let PostgreSQL index it"))
+                continue
             if types == {"object"}:
                 continue  # its fields are columns of their own (flattened)
             if types == {"array"}:
@@ -101,25 +125,58 @@ def draft(collection: str, domain: str, census: Census, *, name: str | None = No
             table.columns.append(DraftColumn(snake(rel), kind, rel, required, note))
 
     def child_table(path: str) -> DraftTable:
-        child = DraftTable(f"{name}_{snake(path)}", path)
+        child = DraftTable(snake(f"{name}_{snake(path)}"), path)
         items = paths[path + "[]"]
         scalar_columns(child, path + "[].", items.documents)
         return child
 
     scalar_columns(root, "", census.documents)
+    for table in [root, *children]:
+        fit(table, paths)
     return render(collection, domain, name, root, children, ignored, census.documents)
 
 
+def fit(table: DraftTable, paths: Mapping[str, PathStats]) -> None:
+    """At most ``MAX_COLUMNS`` columns, each name unique: the top-level field with the most
+    columns becomes one JSON column while there are too many."""
+    while len(table.columns) > MAX_COLUMNS:
+        by_field: dict[str, list[DraftColumn]] = {}
+        for c in table.columns:
+            by_field.setdefault(c.path.split(".")[0], []).append(c)
+        top, cols = max(by_field.items(), key=lambda kv: len(kv[1]))
+        if len(cols) < 2:
+            break  # nothing left to fold: as many fields as columns (not met in real collections)
+        table.columns = [c for c in table.columns if c.path.split(".")[0] != top]
+        table.columns.append(DraftColumn(snake(top), "JSON", top, False,
+                                         f"review: {len(cols)} paths under {top} kept as one JSON column "
+                                         f"(a table may have at most 1,600 columns)"))
+    seen: set[str] = set()
+    for c in table.columns:
+        name, i = c.name, 1
+        while name in seen:
+            i += 1
+            name = snake(f"{c.name}_{i}")
+        c.name = name
+        seen.add(name)
+
+
+def quoted(text: str) -> str:
+    """A Python string literal of any field name, double-quoted as the specs write them."""
+    r = repr(text)
+    return r if r[0] == '"' else '"' + r[1:-1].replace("\\'", "'").replace('"', '\\"') + '"'
+
+
 def _column(c: DraftColumn) -> str:
-    args = f'"{c.name}", {c.kind}, "{c.path}"' + (", required=True" if c.required else "")
-    return f"        Column({args}),{'  # ' + c.note if c.note else ''}"
+    args = f"{quoted(c.name)}, {c.kind}, {quoted(c.path)}" + (", required=True" if c.required else "")
+    note = " ".join(c.note.split())
+    return f"        Column({args}),{'  # ' + note if note else ''}"
 
 
 def render(collection: str, domain: str, name: str, root: DraftTable, children: list[DraftTable],
            ignored: Mapping[str, str], documents: int) -> str:
     const = name.upper()
-    lines = [f'"""{collection} (Mongo ``{collection}``) -> ``{name}``: a draft from the census of {documents} '
-             "documents (migration-assets scaffold).", "",
+    lines = [f'"""{snake(collection)} (Mongo collection {collection!r}) -> ``{name}``: a draft from the census of '
+             f"{documents} documents (migration-assets scaffold).", "",
              "Left to do: write the target DDL in sql/proposed/ (or take the application's), review every",
              '``# review:`` guess and the kinds, and describe the awkward cases here."""', "",
              "from migration_assets.specs.columns import id_column, legacy_column, parent_column",
@@ -129,14 +186,14 @@ def render(collection: str, domain: str, name: str, root: DraftTable, children: 
              "        legacy_column(),"]
     lines += [_column(c) for c in root.columns] + ["    ),", ")", ""]
     for child in children:
-        lines += [f"{child.table.upper()} = TableSpec(", f'    table="{child.table}",', f'    rows=array("{child.path}"),',
+        lines += [f"{child.table.upper()} = TableSpec(", f'    table="{child.table}",', f"    rows=array({quoted(child.path)}),",
                   f'    parent_column="{name}_id",', f'    key=("{name}_id", "position"),', "    columns=(",
                   f'        parent_column("{name}_id", "{name}"),', '        Column("position", INT, "$index", required=True),']
         lines += [_column(c) for c in child.columns] + ["    ),", ")", ""]
     tables = ", ".join([const] + [c.table.upper() for c in children])
-    lines += ["LOADER = LoaderSpec(", f'    name="{name}",', f'    collection="{collection}",', f'    domain="{domain}",',
+    lines += ["LOADER = LoaderSpec(", f'    name="{name}",', f"    collection={quoted(collection)},", f'    domain="{domain}",',
               f"    tables=({tables},),"]
     if ignored:
-        lines.append(f"    ignored={dict(ignored)!r},")
+        lines.append("    ignored={" + ", ".join(f"{quoted(k)}: {quoted(v)}" for k, v in ignored.items()) + "},")
     lines += [")", ""]
     return "\n".join(lines)
