@@ -74,6 +74,9 @@ def schema_template(pg_server):
     """A database with sql/ applied, cloned by every test that needs a target."""
     # One template per session: concurrent sessions on the same server never share it.
     name = create_database(pg_server, f"ma_tpl_{os.getpid()}")
+    # As scripts/services.sh does it (the DBA's way); test_adoption has the owner make it.
+    with psycopg.connect(admin_url(pg_server, name), autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA migration AUTHORIZATION {PLATFORM_ROLE}")
     prepare_target(pg_server, name)
     yield name
     drop_databases(pg_server, name)

@@ -45,13 +45,20 @@ def ident(name: str) -> str:
     return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else sql.Identifier(name).as_string(None)
 
 
+def literal(text: str) -> str:
+    return sql.Literal(text).as_string(None)
+
+
 def grant_statements(role: str, database: str) -> list[str]:
     """The statements, in the order to run them (as the database's and tables' owner)."""
     q = ident
     out = [f"GRANT CONNECT, TEMPORARY ON DATABASE {q(database)} TO {q(role)};  -- TEMPORARY: a dry run's shadow tables",
            "CREATE SCHEMA IF NOT EXISTS migration;  -- the only place it creates objects (a superuser may "
            f"rather run CREATE SCHEMA migration AUTHORIZATION {q(role)})",
-           f"GRANT USAGE, CREATE ON SCHEMA migration TO {q(role)};",
+           # a schema the DBA made for the role (AUTHORIZATION) is the role's: the owner may not grant on it
+           f"DO $grant$ BEGIN IF NOT (has_schema_privilege({literal(role)}, 'migration', 'USAGE') "
+           f"AND has_schema_privilege({literal(role)}, 'migration', 'CREATE')) THEN "
+           f"GRANT USAGE, CREATE ON SCHEMA migration TO {q(role)}; END IF; END $grant$;",
            f"GRANT USAGE ON SCHEMA public TO {q(role)};"]
     out += [f"GRANT USAGE ON TYPE public.{q(t)} TO {q(role)};" for t in enum_types()]
     out += [f"GRANT {privileges} ON public.{q(t)} TO {q(role)};" for t, privileges in sorted(table_privileges().items())]
