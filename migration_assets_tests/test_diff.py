@@ -139,6 +139,11 @@ def test_bisection_names_exact_rows_and_columns(mode, request, target_conn, dump
     deep = run_diffs(source, target_conn, leaf_rows=1, step=1)
     assert merged(deep) == expected_differences(t)
     assert deep["purchase_requests"].stats.levels > results["purchase_requests"].stats.levels
+    # ... and when the differing ranges count as wide: straight to one digest per document.
+    wide = run_diffs(source, target_conn, leaf_rows=1, step=1, wide_share=0.0)
+    assert merged(wide) == expected_differences(t)
+    assert wide["purchase_requests"].stats.levels == 2  # the documents' digests, then their rows
+    assert deep["purchase_requests"].stats.levels > 2
     # ... and the same as the full row-by-row comparison.
     full = diff_rows(loader_for_table("seller_offers"), "seller_offers", source, target_conn)
     assert [k.split("|")[0] for k in full.extra] == [t["ghost"]]

@@ -122,8 +122,7 @@ def load_range(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
     report = LoadReport(loader.name)
     t0 = time.perf_counter()
     # who holds the lock, as pg_stat_activity and a waiting run name it
-    conn.execute("SELECT set_config('application_name', %s, false)",
-                 [f"load_{loader.name} run {options.run_id[:8]} range {task.span.no}"[:63]])
+    bk.load_session(conn, f"load_{loader.name} run {options.run_id[:8]} range {task.span.no}")
     with target_loss(f"{loader.name} {task.span.describe()} of {task.ranges}", conn, report), \
             loader_lock(conn, loader.name, timeout_s=options.lock_timeout_s, log=say, shared=True):
         cp = _owned(conn, task, options.run_id)

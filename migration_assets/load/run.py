@@ -37,8 +37,7 @@ def run_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, opt
     report = LoadReport(loader.name, dry_run=options.dry_run)
     t0 = time.perf_counter()
     with target_loss(loader.name, conn, report):
-        conn.execute("SELECT set_config('application_name', %s, false)",
-                     [f"load_{loader.name} run {options.run_id[:8]}"[:63]])
+        bk.load_session(conn, f"load_{loader.name} run {options.run_id[:8]}")
         if options.dry_run:
             dry_run(loader, source, conn, options, report, progress, total_docs, say)
         else:
@@ -63,8 +62,9 @@ def target_loss(name: str, conn: psycopg.Connection, report: LoadReport) -> Iter
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TargetUnavailable(
             f"{name}: lost the connection to PostgreSQL at {endpoint} after {report.docs_read} documents "
-            f"({type(e).__name__}: {first}). Every batch up to position {report.position or '(start)'} is committed "
-            f"with its checkpoint; run the load again to resume from there."
+            f"({type(e).__name__}: {first}). Every batch up to position {report.position or '(start)'} was committed "
+            f"with its checkpoint (a server crash may have lost the last ones, their checkpoint with them); run the "
+            f"load again to resume from the checkpoint PostgreSQL kept."
         ) from e
 
 

@@ -95,7 +95,23 @@ def start_ranges(conn: psycopg.Connection, loader: str, spans: Sequence[tuple[in
             "VALUES (%s, %s, %s, %s, %s, 'running', %s)", [(loader, *s, run_id) for s in spans])
 
 
+def load_session(conn: psycopg.Connection, name: str) -> None:
+    """A load's session: named (``pg_stat_activity``, and a waiting run, name the holder by it),
+    its batches committed without waiting for the WAL flush (``synchronous_commit = off``). A
+    server crash can then lose the last batches, each with the checkpoint committed in its own
+    transaction, so a rerun resumes exactly where what survived ends. The commits that complete
+    a range or a load wait (:func:`durable`): a flushed commit flushes every commit before it."""
+    conn.execute("SELECT set_config('application_name', %s, false), set_config('synchronous_commit', 'off', false)",
+                 [name[:63]])
+
+
+def durable(conn: psycopg.Connection) -> None:
+    """This transaction's commit waits for the disk, and with it every earlier commit's."""
+    conn.execute("SELECT set_config('synchronous_commit', 'on', true)")
+
+
 def complete_range(conn: psycopg.Connection, loader: str, range_no: int) -> None:
+    durable(conn)
     conn.execute("UPDATE migration.load_ranges SET status = 'completed', completed_at = now(), updated_at = now() "
                  "WHERE loader = %s AND range_no = %s", [loader, range_no])
 
@@ -143,6 +159,7 @@ def interrupted_loads(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def complete_checkpoint(conn: psycopg.Connection, loader: str) -> None:
+    durable(conn)
     conn.execute(
         "UPDATE migration.load_checkpoints SET status = 'completed', completed_at = now(), "
         "updated_at = now() WHERE loader = %s",

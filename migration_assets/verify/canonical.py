@@ -34,7 +34,7 @@ def raw_hash60(raw: bytes) -> int:
     return int.from_bytes(hashlib.md5(raw).digest()[:8], "big") >> 4
 
 
-@dataclass
+@dataclass(slots=True)  # one per document in a wide diff
 class Digest:
     """Row count and hash sum of a set of rows; equal digests mean equal row multisets."""
 

@@ -18,6 +18,11 @@ Level by level, each range is hashed on both sides (:class:`Digest`: row count +
   (``Source.iter_ranges``: a live server answers one ``_id`` range query per range, a
   mongodump directory one pass over its file for all the ranges of a level); PostgreSQL
   with one statement per table (an index range scan per range);
+* when the ranges that differ hold more than ``WIDE_SHARE`` of the rows (changes scattered
+  over the whole collection: nearly every range differs at every level, and descending would
+  re-read nearly everything level after level), the next level is the documents themselves:
+  one pass digests each document under those ranges on both sides, and only the documents
+  that differ are compared;
 * a range with few rows left is a leaf: its rows are compared one by one and every
   difference is reported as missing in PostgreSQL, extra in PostgreSQL, or changed with
   the names of the differing columns.
@@ -54,6 +59,7 @@ from migration_assets.verify.quarantined import QuarantineIndex
 
 STEP = 2  # hex characters per level: up to 256 children per range
 LEAF_ROWS = 256  # a range with at most this many rows on either side is compared row by row
+WIDE_SHARE = 0.05  # differing ranges holding more of the rows than this: digest per document next
 
 ORPHAN = "(document row missing)"  # the "document" of child rows whose root row is gone
 KIND_LABELS = {"missing": "missing in PostgreSQL", "extra": "extra in PostgreSQL", "changed": "changed"}
@@ -223,7 +229,8 @@ class _Level:
 
 def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
                 verification: LoaderVerification | None = None, tables: Iterable[str] | None = None,
-                limit: int | None = 50, leaf_rows: int = LEAF_ROWS, step: int = STEP) -> LoaderDiff:
+                limit: int | None = 50, leaf_rows: int = LEAF_ROWS, step: int = STEP,
+                wide_share: float = WIDE_SHARE) -> LoaderDiff:
     """The differing rows of ``loader``'s tables (``tables``: a subset), found by bisection.
 
     ``verification`` (a whole-table ``verify_loader`` result) supplies level 0; without
@@ -246,6 +253,8 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
     level = _Level({n: dict(verification.tables[n].source_buckets) for n in names},
                    {n: dict(verification.tables[n].target_buckets) for n in names})
     length = BUCKET_PREFIX
+    total = sum(level.size(p, names) for p in {p for side in (level.source, level.target)
+                                               for buckets in side.values() for p in buckets})
     leaves: dict[str | None, list[str]] = {}
     while True:
         descend: dict[str, list[str]] = {}
@@ -256,7 +265,8 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
                 descend[prefix] = differing
         if not descend:
             break
-        length = min(OBJECT_ID_HEX, length + step)
+        wide = sum(level.size(p, ts) for p, ts in descend.items()) > wide_share * total
+        length = OBJECT_ID_HEX if wide else min(OBJECT_ID_HEX, length + step)
         stats.levels += 1
         level = _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend, length, stats)
 
