@@ -21,8 +21,10 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +422,40 @@ class ServerCpu:
         return round(self._now() - self.start, 3)
 
 
+class LoadWaits:
+    """What the load's backends are doing, sampled from ``pg_stat_activity`` every ``interval``
+    seconds while a run goes (sessions named ``load_…``, as ``bookkeeping.load_session`` names
+    them): ``CPU`` when active without a wait event, ``Client:ClientRead`` when PostgreSQL waits
+    for the client (the client is the bottleneck), else the wait event (``IO:WALSync``: a commit
+    waiting for the disk; ``LWLock:…``: contention). Shares of all samples."""
+
+    def __init__(self, url: str, interval: float = 0.05):
+        self.url, self.interval, self.counts = url, interval, Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="load-waits", daemon=True)
+
+    def __enter__(self) -> LoadWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        with tg.connect(self.url, ALLOWED, application_name="bench_waits") as conn:
+            while not self._stop.wait(self.interval):
+                for state, kind, event in conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'load\\_%' AND pid <> pg_backend_pid()").fetchall():
+                    self.counts["CPU" if state == "active" and kind is None
+                                else f"{kind}:{event}" if kind else state] += 1
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.counts.values()) or 1
+        return {k: round(v / total, 3) for k, v in self.counts.most_common()}
+
+
 PARITY_CHECKS = {CONFORMS, ROW_COUNT, CHECKSUM, QUARANTINE, FIELDS, REFERENCE_PARITY}
 
 
@@ -465,7 +501,7 @@ def dagster_run(dataset: str, n: int, url: str, limit: int | None = None, *, exe
     with tg.connect(url, ALLOWED) as conn:
         server = ServerCpu(conn)
     cpu = Cpu()
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, LoadWaits(url) as waits:
         t0 = time.perf_counter()
         started = StartedRun(instance, spec)
         started.wait_for_run(lambda s: time.sleep(s) or False)
@@ -485,7 +521,7 @@ def dagster_run(dataset: str, n: int, url: str, limit: int | None = None, *, exe
             "verified": ok, "failed": failed or ([] if ok else [f"run {run.status.value}"]),
             "checks": len(evaluations), "steps": len(steps), "step_seconds": round(sum(steps.values()), 3),
             "client_cpu_s": round(load_cpu, 3), "run_process_cpu_s": used["client_cpu_s"],
-            "server_cpu_s": server.done(), "peak_rss_mb": peak_rss_mb(),
+            "server_cpu_s": server.done(), "peak_rss_mb": peak_rss_mb(), "load_waits": waits.shares(),
             "method": "the command line's launch path (orchestration/launch.py): a run worker, the platform's executor"}
 
 

@@ -161,6 +161,9 @@ def main() -> None:
                     "documents_decoded": sum(r.documents_decoded for r in done),
                     "ranges_hashed": sum(r.ranges_hashed for r in done),
                     "postgres_rows_fetched": sum(r.rows_fetched for r in done),
+                    "seconds_verifying": round(sum(r.seconds_verifying for r in done), 2),
+                    "seconds_locating": round(sum(r.seconds_locating for r in done), 2),
+                    "seconds_writing": round(sum(r.seconds - r.seconds_verifying - r.seconds_locating for r in done), 2),
                     "found": {"new": sum(len(r.new) for r in done), "changed": sum(len(r.changed) for r in done),
                               "removed": sum(len(r.removed) for r in done)},
                     "green_after": green}

@@ -46,6 +46,8 @@ class Reconciliation:
     ranges_hashed: int = 0
     rows_fetched: int = 0
     seconds: float = 0.0
+    seconds_verifying: float = 0.0  # both sides digested per prefix (the verification pass)
+    seconds_locating: float = 0.0  # the diff down to the documents
     resync: ResyncReport | None = None
 
     @property
@@ -92,16 +94,19 @@ def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reco
     """Fill ``out`` with the differing documents of ``loader``'s tables. The source side
     reuses the digests the last pass saved for the ``_id`` prefixes whose bytes did not
     change (``full``: canonicalize every document), and saves its own for the next."""
+    t0 = time.perf_counter()
     saved = (None, {}) if full else bk.saved_source_digests(conn, loader.name)
     v = verify_loader(loader, source, conn, workers=workers, census=False, reuse=saved)
     bk.save_source_digests(conn, loader.name, v.fingerprint, v.saved_buckets())
     out.documents_read += v.source_docs
     out.documents_decoded += v.docs_canonicalized
     out.ranges_hashed += sum(len(t.source_buckets) + len(t.target_buckets) for t in v.tables.values())
+    out.seconds_verifying = time.perf_counter() - t0
     if v.ok:
         return
     differing = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
     diff = bisect_diff(loader, source, conn, verification=v, tables=differing, limit=None)
+    out.seconds_locating = diff.stats.seconds
     out.documents_read += diff.stats.docs_decoded
     out.documents_decoded += diff.stats.docs_decoded
     out.ranges_hashed += diff.stats.ranges_hashed_source + diff.stats.ranges_hashed_target

@@ -42,7 +42,8 @@ def observation(loader: LoaderSpec, r: Reconciliation, table: str) -> dg.AssetOb
             "immutable_conflicts": len(r.conflicts), "documents_read": r.documents_read,
             "documents_decoded": r.documents_decoded,
             "ranges_hashed": r.ranges_hashed, "postgres_rows_fetched": r.rows_fetched,
-            "seconds": round(r.seconds, 3)}
+            "seconds": round(r.seconds, 3), "seconds_verifying": round(r.seconds_verifying, 3),
+            "seconds_locating": round(r.seconds_locating, 3)}
     if r.resync is not None:
         meta["rows_inserted_or_changed"] = r.resync.rows_changed.get(table, 0)
         meta["documents_not_applied"] = len(r.refused)
