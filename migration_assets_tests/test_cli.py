@@ -103,10 +103,10 @@ def test_schema_installs_then_adopts(stack_env, pg_server, tmp_path, capsys):
                "MIGRATION_PG_OWNER_URL": db_url(pg_server, name, APP_ROLE)}
         stack = Stack(env, name, home)
         rc, out = stack.run(capsys, "schema")
-        assert rc == 0 and "schema: install: 149 created" in out, out
+        assert rc == 0 and "schema: install: 184 created" in out, out
         assert "0000_core_enums_id_map_categories.sql: type user_role: created" in out
         rc, out = stack.run(capsys, "schema")
-        assert rc == 0 and "schema: adopt: 0 created, 149 present, 0 kept" in out, out
+        assert rc == 0 and "schema: adopt: 0 created, 184 present, 0 kept" in out, out
     finally:
         drop_databases(pg_server, name)
 
