@@ -15,6 +15,7 @@ migrated sample world), replaces one field of each by any BSON value or removes 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
@@ -123,8 +124,9 @@ def fresh_target(pg_server, migrated_template):
     drop_databases(pg_server, *made)
 
 
-@pytest.mark.parametrize("loader", LOADERS, ids=[l.name for l in LOADERS])
-def test_any_value_loaded_from_a_dump(loader, world, fresh_target, tmp_path_factory):
+def each_example(loader, world, fresh_target, label: str, source_of) -> None:
+    """``EXAMPLES`` generated cases of ``loader``'s collection, each run through every path on
+    the source ``source_of(docs)`` yields, against a fresh copy of the migrated target."""
     seen = {"examples": 0, "documents": 0, "quarantined": 0}
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -133,45 +135,44 @@ def test_any_value_loaded_from_a_dump(loader, world, fresh_target, tmp_path_fact
     def one(case):
         ms, rng = case
         docs, raws = apply(world, loader, ms, rng)
-        d = tmp_path_factory.mktemp("any")
-        write_dump(d, "marketplace", {}, raw={loader.collection: [encode(x) for x in docs]})
-        what = f"{loader.name}: " + "; ".join(m.describe() for m in ms)
-        seen["quarantined"] += run_every_path(loader, DumpSource(d, "marketplace"), fresh_target(), raws, what)
+        what = f"{loader.name} ({label}): " + "; ".join(m.describe() for m in ms)
+        with source_of(docs) as source:
+            seen["quarantined"] += run_every_path(loader, source, fresh_target(), raws, what)
         seen["examples"] += 1
         seen["documents"] += len(raws)
 
     one()
-    print(f"\nany value, {loader.name}, dump: {seen}")
+    print(f"\nany value, {loader.name}, {label}: {seen}")
     assert seen["examples"] == EXAMPLES
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=[l.name for l in LOADERS])
+def test_any_value_loaded_from_a_dump(loader, world, fresh_target, tmp_path_factory):
+    @contextlib.contextmanager
+    def dump_of(docs):
+        d = tmp_path_factory.mktemp("any")
+        write_dump(d, "marketplace", {}, raw={loader.collection: [encode(x) for x in docs]})
+        yield DumpSource(d, "marketplace")
+
+    each_example(loader, world, fresh_target, "dump", dump_of)
 
 
 @pytest.mark.parametrize("loader", LOADERS, ids=[l.name for l in LOADERS])
 def test_any_value_written_through_pymongo(loader, world, fresh_target, mongo_client, mongo_db_name):
     """The same documents written to the live server as an application would (pymongo; the
     BSON as encoded, invalid UTF-8 included), read back through pymongo."""
-    db = mongo_client[mongo_db_name]
-    seen = {"examples": 0, "documents": 0, "quarantined": 0}
+    coll = mongo_client[mongo_db_name][loader.collection]
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
-    @given(cases(loader))
-    def one(case):
-        ms, rng = case
-        docs, raws = apply(world, loader, ms, rng)
-        coll = db[loader.collection]
+    @contextlib.contextmanager
+    def live_with(docs):
         coll.delete_many({})
         coll.insert_many([RawBSONDocument(encode(x)) for x in docs], ordered=True)
         source = LiveSource(mongo_client.address and f"mongodb://{mongo_client.address[0]}:{mongo_client.address[1]}"
                             "/?directConnection=true", mongo_db_name)
         try:
-            what = f"{loader.name} (live): " + "; ".join(m.describe() for m in ms)
-            seen["quarantined"] += run_every_path(loader, source, fresh_target(), raws, what)
+            yield source
         finally:
             source.close()
             coll.delete_many({})
-        seen["examples"] += 1
-        seen["documents"] += len(raws)
 
-    one()
-    print(f"\nany value, {loader.name}, live: {seen}")
-    assert seen["examples"] == EXAMPLES
+    each_example(loader, world, fresh_target, "live", live_with)

@@ -73,14 +73,19 @@ def test_every_remedy_answers_its_errors_raised_or_recorded(remedy, kind):
     assert (step.text, step.next_step, step.status) == (raised.text, remedy.next_step, remedy.status)
 
 
-def test_the_cause_of_a_wrapper_is_found():
+def unreachable_mongo_under(wrapper: str) -> RuntimeError:
+    """A RuntimeError raised from an unreachable Mongo (its ``__cause__``), tracebacks and all."""
     try:
         try:
             raise SourceUnavailable("MongoDB at mongodb://db:27017/ is unreachable: refused")
         except SourceUnavailable as inner:
-            raise RuntimeError("while loading users") from inner
+            raise RuntimeError(wrapper) from inner
     except RuntimeError as exc:
-        e = explain_exception(exc, "diff")
+        return exc
+
+
+def test_the_cause_of_a_wrapper_is_found():
+    e = explain_exception(unreachable_mongo_under("while loading users"), "diff")
     assert e.text.startswith("MongoDB at mongodb://db:27017/") and "MONGODB_URI" in e.next_step
 
 
@@ -180,13 +185,8 @@ def test_an_error_raised_in_the_run_worker_is_explained_as_if_raised_here():
 
     from migration_assets.orchestration.launch import RunNotStarted
 
-    try:
-        try:
-            raise SourceUnavailable("MongoDB at mongodb://db:27017/ is unreachable: refused")
-        except SourceUnavailable as inner:
-            raise RuntimeError("while starting the run") from inner
-    except RuntimeError as outer:
-        crossed = pickle.loads(pickle.dumps(RunNotStarted.of(outer)))
+    outer = unreachable_mongo_under("while starting the run")
+    crossed = pickle.loads(pickle.dumps(RunNotStarted.of(outer)))
     explained = explain_exception(crossed, "migrate")
     assert explained.text == "MongoDB at mongodb://db:27017/ is unreachable: refused"
     assert explained.next_step == next(r for r in REMEDIES if SourceUnavailable in r.errors).next_step
