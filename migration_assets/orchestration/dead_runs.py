@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from migration_assets.factory.workers import worker_of
-from migration_assets.orchestration.pools import run_pools
-from migration_assets.orchestration.records import runs_in_progress
+from migration_assets.orchestration.pools import run_pools, runs_holding_pools
 from migration_assets.processes import Process
 
 
@@ -51,7 +50,7 @@ def holder_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunHolder:
 
 def holders(instance: dg.DagsterInstance) -> list[RunHolder]:
     """Runs recorded as in progress (queued ones hold nothing)."""
-    return [holder_of(instance, r) for r in runs_in_progress(instance) if r.status != dg.DagsterRunStatus.QUEUED]
+    return [holder_of(instance, r) for r in runs_holding_pools(instance)]
 
 
 def stuck_runs(instance: dg.DagsterInstance) -> list[RunHolder]:

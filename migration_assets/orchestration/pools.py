@@ -22,13 +22,18 @@ def run_pools(run: dg.DagsterRun) -> set[str]:
     return set(run.run_op_concurrency.all_pools or ()) if run.run_op_concurrency else set()
 
 
+def runs_holding_pools(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs in progress, which hold their pools (a queued run holds nothing yet)."""
+    return [r for r in runs_in_progress(instance) if r.status != dg.DagsterRunStatus.QUEUED]
+
+
 def pool_holders(instance: dg.DagsterInstance, pools: Collection[str],
                  exclude: Collection[str] = ()) -> dict[str, list[dg.DagsterRun]]:
     """Of ``pools``, those held by a run in progress (other than ``exclude``), and by which."""
     held: dict[str, list[dg.DagsterRun]] = {}
-    for run in runs_in_progress(instance):
-        if run.run_id in exclude or run.status == dg.DagsterRunStatus.QUEUED:
-            continue  # a queued run holds nothing yet
+    for run in runs_holding_pools(instance):
+        if run.run_id in exclude:
+            continue
         for name in run_pools(run) & set(pools):
             held.setdefault(name, []).append(run)
     return held
