@@ -95,13 +95,18 @@ def mutated_dump(dump: Path, k: int, into: Path) -> dict[str, int]:
 
 
 def load_base(dump: Path, url: str) -> float:
+    from migration_assets.source.dump import DumpSource
+
+    return load_core(DumpSource(dump, DATABASE), url)
+
+
+def load_core(source, url: str) -> float:
+    """A full load of the core loaders and their remaps from ``source``; its seconds."""
     from migration_assets.load.remap import apply_remap
     from migration_assets.load.report import LoadOptions
     from migration_assets.load.run import run_loader
-    from migration_assets.source.dump import DumpSource
     from migration_assets.target.guard import connect
 
-    source = DumpSource(dump, DATABASE)
     with connect(url, ALLOWED) as conn:
         t0 = time.perf_counter()
         for loader in measured("core"):

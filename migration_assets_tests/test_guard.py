@@ -110,6 +110,17 @@ def test_allowlisted_hosts_and_networks_pass():
         tg.check_target_allowed("postgresql://u@10.2.0.1/db", ["10.1.0.0/16"])
 
 
+@pytest.mark.unit
+def test_the_shared_allowlist_rule_reads_as_before():
+    """The rule moved to allowlist.py: case-insensitive, ``*`` allows any host, a name never
+    matches a CIDR, an entry starting with '/' is a socket directory, not a network."""
+    assert tg.check_target_allowed("postgresql://u@DB.Internal/db", [" db.INTERNAL "]) == "DB.Internal"
+    assert tg.check_target_allowed("postgresql://u@10.9.9.9,db.prod/db", ["*"]) == "10.9.9.9,db.prod"
+    for url, allowed in [("postgresql://u@db.prod/db", ["0.0.0.0/0"]), ("postgresql://u@10.0.0.1/db", ["/tmp"])]:
+        with pytest.raises(tg.TargetRefused):
+            tg.check_target_allowed(url, allowed)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("shape", ["authority", "query_host_override"])
 def test_dagster_run_refuses_before_connecting(shape, listener, stack_env, live_source_db, target_conn):

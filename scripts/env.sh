@@ -20,6 +20,8 @@ export PLATFORM_ROLE="${PLATFORM_ROLE:-migration_platform}"
 export MIGRATION_PG_URL="${MIGRATION_PG_URL:-postgresql://$PLATFORM_ROLE@127.0.0.1:$PG_PORT/migration}"
 export MIGRATION_PG_OWNER_URL="${MIGRATION_PG_OWNER_URL:-postgresql://$APP_ROLE@127.0.0.1:$PG_PORT/migration}"
 export MIGRATION_PG_ALLOWED_HOSTS="${MIGRATION_PG_ALLOWED_HOSTS:-127.0.0.1,localhost,::1}"
+# The Mongo servers the reverse sync (PostgreSQL -> Mongo) may write to.
+export MIGRATION_MONGO_ALLOWED_HOSTS="${MIGRATION_MONGO_ALLOWED_HOSTS:-127.0.0.1,localhost,::1}"
 # Processes hashing the Mongo side of a checksum (collections of 50k documents or more).
 export MIGRATION_CHECKSUM_WORKERS="${MIGRATION_CHECKSUM_WORKERS:-1}"
 # Dagster's own run / event-log / schedule storage (dagster-postgres; see dagster.yaml).

@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import getpass
 
-from migration_assets.cli.common import Session, domains, resources
+from migration_assets.cli.common import Session, resources, table_or_domain_loaders
 from migration_assets.console.errors import UsageError
 from migration_assets.console.exits import Exit, worst
 from migration_assets.console.jsonout import emit, run_document
 from migration_assets.cutover.ledger_conflicts import acknowledge_conflict, ledger_conflicts
 from migration_assets.factory.naming import RECONCILE, table_key
 from migration_assets.orchestration.records import observations_of_run
-from migration_assets.specs.registry import all_loaders, all_tables
 from migration_assets.verify.invariants.ledger import ledger_loader
-
-
-def reconcile_loaders_of(args) -> list:
-    """The loaders ``reconcile`` works on: one table's, or a domain's (all: every loader)."""
-    if (args.table is None) == (args.domain is None):
-        raise UsageError("name a TABLE or --domain D|all")
-    if args.table is not None:
-        tables = all_tables()
-        if args.table not in tables:
-            raise UsageError(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}")
-        return [tables[args.table][0]]
-    return [l for l in all_loaders() if l.domain in domains(args.domain)]
 
 
 def reconciliation_records(inst, run_id: str, loaders) -> list[tuple]:
@@ -41,7 +28,7 @@ def reconciliation_records(inst, run_id: str, loaders) -> list[tuple]:
 
 def cmd_reconcile(args) -> int:
     """The catch-up that misses nothing, from the command line: the ``reconcile`` job."""
-    loaders = reconcile_loaders_of(args)
+    loaders = table_or_domain_loaders(args)
     s = Session(args, quiet=args.json)
     try:
         run = s.run(RECONCILE, run_config={"ops": {"reconcile_step": {"config": {

@@ -11,7 +11,7 @@ import dagster as dg
 
 from migration_assets.console.errors import UsageError
 from migration_assets.factory.resources import BadConfigValue, PostgresTargetResource
-from migration_assets.specs.registry import DOMAINS, all_loaders
+from migration_assets.specs.registry import DOMAINS, all_loaders, all_tables
 
 
 def env(name: str, default: str | None = None) -> str:
@@ -56,6 +56,18 @@ def domains(arg: str) -> Sequence[str]:
     if arg not in DOMAINS:
         raise UsageError(f"unknown domain {arg!r}; one of: all, {', '.join(DOMAINS)}")
     return (arg,)
+
+
+def table_or_domain_loaders(args) -> list:
+    """The loaders a command works on: one table's (``args.table``), or a domain's (all: every loader)."""
+    if (args.table is None) == (args.domain is None):
+        raise UsageError("name a TABLE or --domain D|all")
+    if args.table is not None:
+        tables = all_tables()
+        if args.table not in tables:
+            raise UsageError(f"unknown table {args.table!r}; one of: {', '.join(sorted(tables))}")
+        return [tables[args.table][0]]
+    return [l for l in all_loaders() if l.domain in domains(args.domain)]
 
 
 def present_domains(names: Sequence[str]) -> list[str]:

@@ -15,6 +15,8 @@ and result as the run goes, and ends with a summary and where to open the run in
   migration-assets readiness [--domain D|all] [--runs N] [--sample K] [--json]   GO / NO-GO per domain
   migration-assets reconcile TABLE|--domain D|all [--dry-run] [--full] [--json]   the catch-up that misses nothing
   migration-assets ledger-conflicts [--ack ENTRY --reason R [--by NAME]] [--json]
+  migration-assets cutover --domain D --writes pg|dual|mongo [--at TIME] [--by NAME] [--reason R]
+  migration-assets reverse-sync TABLE|--domain D|all [--dry-run] [--cutover-at TIME] [--force REASON] [--json]
   migration-assets watch [--domain D]        follow the runs in progress until they end
   migration-assets release RUN_ID            mark failed a run whose process died
 
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from migration_assets.cli.catchup import cmd_ledger_conflicts, cmd_reconcile
 from migration_assets.cli.readiness import cmd_readiness
 from migration_assets.cli.report import cmd_diff, cmd_status, cmd_summary
+from migration_assets.cli.rollback import cmd_cutover, cmd_reverse_sync
 from migration_assets.cli.runs import EXECUTORS, cmd_migrate, cmd_release, cmd_verify, cmd_watch
 from migration_assets.cli.schema import cmd_doctor, cmd_schema
 from migration_assets.cli.source import cmd_generate, cmd_profile, cmd_scaffold
@@ -121,6 +124,25 @@ def parser() -> argparse.ArgumentParser:
     lc.add_argument("--reason", default=None, help="why the difference is accepted (with --ack)")
     lc.add_argument("--by", default=None, help="who acknowledges (default: the login name)")
     lc.set_defaults(fn=cmd_ledger_conflicts)
+    co = sub.add_parser("cutover", parents=[common],
+                        help="record who writes a domain from now on (pg: needs the latest readiness GO)")
+    co.add_argument("--domain", required=True)
+    co.add_argument("--writes", required=True, choices=("pg", "dual", "mongo"),
+                    help="pg: the application writes PostgreSQL only; dual/mongo: it writes Mongo again")
+    co.add_argument("--at", default=None, metavar="TIME", help="when the flags changed (ISO-8601; default now)")
+    co.add_argument("--by", default=None, help="who (default: the login name)")
+    co.add_argument("--reason", default=None)
+    co.set_defaults(fn=cmd_cutover)
+    rs = sub.add_parser("reverse-sync", parents=[jobs, as_json],
+                        help="copy the writes PostgreSQL took after a domain's cutover back into Mongo (rollback)")
+    rs.add_argument("table", nargs="?", default=None)
+    rs.add_argument("--domain", default=None, help="a domain, or all")
+    rs.add_argument("--dry-run", action="store_true", help="list every document it would insert, update or delete")
+    rs.add_argument("--cutover-at", default=None, metavar="TIME",
+                    help="writes after this time (ISO-8601; default: the domain's cutover record)")
+    rs.add_argument("--force", default=None, metavar="REASON",
+                    help="run although the cutover record says the application writes Mongo (recorded)")
+    rs.set_defaults(fn=cmd_reverse_sync)
     w = sub.add_parser("watch", parents=[jobs], help="follow the runs in progress (progress, check results) until they end")
     w.add_argument("--domain", default=None)
     w.set_defaults(fn=cmd_watch)

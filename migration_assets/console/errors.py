@@ -18,9 +18,11 @@ import psycopg
 
 from migration_assets.console.exits import Exit
 from migration_assets.cutover.ledger_conflicts import NotAConflict
+from migration_assets.cutover.reverse_sync import ReverseSyncRefused
 from migration_assets.factory.resources import BadConfigValue
 from migration_assets.orchestration.launch import RunNotStarted
 from migration_assets.source.documents import SourceUnavailable
+from migration_assets.source.mongo_target import MongoTargetRefused
 from migration_assets.target.conformance import SchemaMismatch
 from migration_assets.target.guard import LoadLocked, TargetRefused, TargetUnavailable
 from migration_assets.target.schema import SchemaDrift, SchemaError
@@ -77,6 +79,10 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy((TargetUnavailable,), "check MIGRATION_PG_URL and that PostgreSQL accepts connections, then run again"),
     Remedy((TargetRefused,), "point MIGRATION_PG_URL at an allowed target, or add its host to MIGRATION_PG_ALLOWED_HOSTS "
                              "if it is the intended one"),
+    Remedy((MongoTargetRefused,), "point MONGODB_URI at an allowed server, or add its host to "
+                                  "MIGRATION_MONGO_ALLOWED_HOSTS if it is the intended one"),
+    Remedy((ReverseSyncRefused,), "record who writes the domain (`migration-assets cutover`), or pass --cutover-at; "
+                                  "--force REASON only once Mongo's writers are stopped"),
     Remedy((LoadLocked,), "let the other run finish (`migration-assets watch` follows it) or stop it, then run again"),
     Remedy(MISSING_OBJECTS, "run `migration-assets schema` on that database, or point MIGRATION_PG_URL at the "
                             "migrated one"),

@@ -87,7 +87,10 @@ def asset_verdict(a: AssetState, run: RunState) -> str:
 def describe(a: AssetState, run: RunState) -> str:
     """What the asset's materialization (or dry-run observation) says, and its checks."""
     m, parts = a.metadata or {}, []
-    if a.observed:
+    if "reverse_sync" in m:  # a Mongo collection the reverse sync wrote (or, dry, would write)
+        parts.append(f"{m['reverse_sync']}: {m['documents_insert']} insert, {m['documents_update']} update, "
+                     f"{m['documents_delete']} delete" + ("" if a.observed else f", {m['documents_written']} written"))
+    elif a.observed:
         parts.append(f"dry run: {m.get('rows_loaded')} rows would be written")
         if "open_quarantine" in m:  # the loader's root table speaks for its documents
             parts[-1] += f" from {m['documents_read']} documents, {m['documents_quarantined']} would be quarantined"

@@ -330,9 +330,12 @@ def render_rollback(r: Readiness) -> str:
     return "\n".join([
         f"1. Put reads back on Mongo: {back}. `dual` keeps PostgreSQL written, so a later retry starts "
         "from a current copy.",
-        "2. Writes made while a `REPO_*` flag was `pg` exist only in PostgreSQL unless that repo mirrors "
-        "them: list them (`updated_at`/`created_at` after the cutover time) and replay them into Mongo "
-        "before leaving `dual` (this platform copies Mongo -> PostgreSQL only).",
+        "2. Writes made while a `REPO_*` flag was `pg` exist only in PostgreSQL: copy them back into Mongo "
+        f"with `migration-assets reverse-sync --domain {r.domain} --dry-run` (lists every document it would "
+        f"insert, update or delete, with the fields), then `migration-assets reverse-sync --domain {r.domain}` "
+        "(from the cutover recorded by `migration-assets cutover`; the previous versions are kept in "
+        "`migration.removed_rows`). Stop the application's writes for the last pass, then record "
+        f"`migration-assets cutover --domain {r.domain} --writes dual` before leaving `pg`.",
         f"3. Re-sync PostgreSQL from Mongo: `migration-assets migrate --domain {r.domain}` (idempotent "
         "upserts, same uuids), then `migration-assets verify --domain " + r.domain + "`.",
         "4. Resolve open `pg_dualwrite_gaps` rows of the domain (the gap sensor re-syncs them) and check "

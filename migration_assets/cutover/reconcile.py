@@ -89,11 +89,13 @@ class Reconciliation:
                 f"{self.ranges_hashed} ranges, fetched {self.rows_fetched} PostgreSQL rows in {self.seconds:.2f}s")
 
 
-def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reconciliation, workers: int = 1,
-         full: bool = False) -> None:
-    """Fill ``out`` with the differing documents of ``loader``'s tables. The source side
-    reuses the digests the last pass saved for the ``_id`` prefixes whose bytes did not
-    change (``full``: canonicalize every document), and saves its own for the next."""
+def locate(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reconciliation, workers: int = 1,
+           full: bool = False) -> dict[str, str]:
+    """The documents of ``loader`` whose rows differ between the two sides: document -> NEW (in
+    Mongo only), CHANGED or REMOVED (in PostgreSQL only), read either way (the reverse sync reads
+    them backwards). The source side reuses the digests the last pass saved for the ``_id``
+    prefixes whose bytes did not change (``full``: canonicalize every document), and saves its
+    own for the next; ``out`` gets what the pass read and how long it took."""
     t0 = time.perf_counter()
     saved = (None, {}) if full else bk.saved_source_digests(conn, loader.name)
     v = verify_loader(loader, source, conn, workers=workers, census=False, reuse=saved)
@@ -103,7 +105,7 @@ def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reco
     out.ranges_hashed += sum(len(t.source_buckets) + len(t.target_buckets) for t in v.tables.values())
     out.seconds_verifying = time.perf_counter() - t0
     if v.ok:
-        return
+        return {}
     differing = [t.table for t in loader.tables if not v.tables[t.table].checksums_match]
     diff = bisect_diff(loader, source, conn, verification=v, tables=differing, limit=None)
     out.seconds_locating = diff.stats.seconds
@@ -124,7 +126,14 @@ def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reco
                 kinds[d.document] = REMOVED
             else:
                 kinds.setdefault(d.document, CHANGED)
-    for document, kind in sorted(kinds.items()):
+    return kinds
+
+
+def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reconciliation, workers: int = 1,
+         full: bool = False) -> None:
+    """Fill ``out`` with the differing documents of ``loader``'s tables (``locate``); the
+    ledger's changed or vanished entries are conflicts, never rewritten."""
+    for document, kind in sorted(locate(loader, source, conn, out, workers, full).items()):
         if loader.append_only and kind != NEW:
             out.conflicts.append(document)
         else:

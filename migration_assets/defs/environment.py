@@ -12,6 +12,7 @@ defs = dg.Definitions(
             mode=dg.EnvVar("MIGRATION_SOURCE"),
             dump_dir=dg.EnvVar("MONGODUMP_DIR"),
             checksum_workers=dg.EnvVar.int("MIGRATION_CHECKSUM_WORKERS"),
+            allowed_hosts=dg.EnvVar("MIGRATION_MONGO_ALLOWED_HOSTS"),
         ),
         "postgres": PostgresTargetResource(
             url=dg.EnvVar("MIGRATION_PG_URL"),

@@ -82,6 +82,7 @@ MIGRATE_ALL = "migrate_all_tables"
 VERIFY_ALL = "verify_all"
 RESYNC = "resync_rows"
 RECONCILE = "reconcile"
+REVERSE_SYNC = "reverse_sync"
 READINESS_JOB = "cutover_readiness"
 HOURLY_VERIFICATION = "hourly_verification"
 

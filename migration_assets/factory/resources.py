@@ -7,11 +7,14 @@ from collections.abc import Iterator
 
 import dagster as dg
 import psycopg
+import pymongo.database
 
+from migration_assets.allowlist import parse_allowlist
 from migration_assets.redaction import redact
 from migration_assets.source.documents import Source
 from migration_assets.source.dump import DumpSource
 from migration_assets.source.live import LiveSource
+from migration_assets.source.mongo_target import open_mongo_target
 from migration_assets.target.guard import connect
 
 
@@ -21,7 +24,8 @@ class BadConfigValue(ValueError):
 
 class MongoSourceResource(dg.ConfigurableResource):
     """The source: a live server (``mode='live'``, through ``uri``) or a mongodump directory
-    (``mode='dump'``, ``dump_dir``). Same transforms and checks either way."""
+    (``mode='dump'``, ``dump_dir``). Same transforms and checks either way. ``allowed_hosts``:
+    the hosts the reverse sync may write to (``open_target``)."""
 
     uri: str
     database: str = "marketplace"
@@ -29,6 +33,12 @@ class MongoSourceResource(dg.ConfigurableResource):
     dump_dir: str = ""
     # Processes hashing the source side of a checksum (large collections without a context).
     checksum_workers: int = 1
+    # Hosts (or CIDRs, ``*`` = any; comma separated) the reverse sync may write to.
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
+
+    @property
+    def allowlist(self) -> list[str]:
+        return parse_allowlist(self.allowed_hosts)
 
     def open(self) -> Source:
         if self.mode == "dump":
@@ -49,6 +59,13 @@ class MongoSourceResource(dg.ConfigurableResource):
             yield source
         finally:
             source.close()
+
+    def open_target(self) -> pymongo.database.Database:
+        """The server as the reverse sync's write target, refused unless its hosts are in
+        ``allowed_hosts`` (checked before any DNS lookup); close it with ``db.client.close()``."""
+        if self.mode == "dump":
+            raise BadConfigValue("reverse sync writes to a live Mongo server: MIGRATION_SOURCE=dump has none")
+        return open_mongo_target(self.uri, self.database, self.allowlist)
 
 
 class PostgresTargetResource(dg.ConfigurableResource):

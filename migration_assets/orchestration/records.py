@@ -107,6 +107,11 @@ def observations_of_run(instance: dg.DagsterInstance, run_id: str) -> list[dg.As
             for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)]
 
 
+def materializations_of_run(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetMaterialization]:
+    return [e.dagster_event.event_specific_data.materialization
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
+
+
 # --- the reconciliation's trigger ----------------------------------------------------------
 
 def parity_keys(loader: LoaderSpec) -> list[dg.AssetCheckKey]:

@@ -8,7 +8,6 @@ before any connection is opened, with the URL parsed exactly as libpq parses it.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import time
 import zlib
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from migration_assets.allowlist import host_allowed
 from migration_assets.redaction import redact, scrub
 from migration_assets.target.lease import Owner, live_holder, read_lease
 
@@ -52,20 +52,6 @@ def target_endpoints(url: str) -> tuple[list[str], list[str]]:
     return hosts, addrs
 
 
-def _allowed(host: str, allowed: list[str]) -> bool:
-    h = host.lower().strip("[]")
-    if h in allowed or "*" in allowed:
-        return True
-    for entry in allowed:
-        if "/" in entry and not entry.startswith("/"):
-            try:
-                if ipaddress.ip_address(h) in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
-
-
 def check_target_allowed(url: str, allowed_hosts: Iterable[str]) -> str:
     """Refuse ``url`` unless every host (and ``hostaddr``) it can reach is allowlisted;
     returns the host(s). Never connects."""
@@ -74,7 +60,7 @@ def check_target_allowed(url: str, allowed_hosts: Iterable[str]) -> str:
     if not hosts and not addrs:
         raise TargetRefused(f"refusing {redact(url)}: no host in the URL (a Unix socket is not allowlisted)")
     for h in [*hosts, *addrs]:
-        if not _allowed(h, allowed):
+        if not host_allowed(h, allowed):
             what = "hostaddr" if h in addrs and h not in hosts else "host"
             raise TargetRefused(
                 f"refusing to write to {redact(url)}: {what} {h!r} is not in MIGRATION_PG_ALLOWED_HOSTS "

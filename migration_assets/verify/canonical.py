@@ -209,6 +209,11 @@ class TableSQL:
         select, _ = self.rows_query()
         return self._under(prefixes, select)
 
+    def documents_rows_query(self, documents: list[str]) -> tuple[str, list[Any]]:
+        """The canonical rows of the given documents (legacy ids of their roots)."""
+        select, _ = self.rows_query()
+        return f"{select} WHERE {self.key_expr} = ANY(%s)", [documents]
+
     def rows_query(self, lo: str | None = None, hi: str | None = None) -> tuple[str, list[str]]:
         where, params = self.where(lo, hi)
         cols = ", ".join(self.column_exprs)

@@ -55,5 +55,6 @@ LOADER = LoaderSpec(
     domain="auth",
     tables=(USERS, USER_PASSKEYS),
     flags=("AUTH_STORE", "REPO_USER"),
+    ignored={"__v": "Mongoose's version key (optimistic concurrency of the ODM), not data"},
     ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )

@@ -180,5 +180,6 @@ LOADER = LoaderSpec(
     ),
     remaps=(SELECTED_OFFER,),
     flags=("REPO_MARKETPLACE",),
+    ignored={"__v": "Mongoose's version key (optimistic concurrency of the ODM), not data"},
     ranged=True,  # grows with the marketplace: loads in _id ranges, one step each (load/ranged.py)
 )
