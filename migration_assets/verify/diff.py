@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from migration_assets.source.documents import Source
-from migration_assets.source.scan import scan
+from migration_assets.source.scan import Scanned, scan
 from migration_assets.specs.model import LoaderSpec, TableSpec
 from migration_assets.transform.context import prepare_context
 from migration_assets.verify.canonical import (
@@ -55,6 +55,7 @@ from migration_assets.verify.checksums import (
     LoaderVerification,
     verify_loader,
 )
+from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_documents
 from migration_assets.verify.quarantined import QuarantineIndex
 
 STEP = 2  # hex characters per level: up to 256 children per range
@@ -138,10 +139,10 @@ def _covering(key: str, prefixes: set[str], lengths: list[int]) -> str | None:
 
 
 def scan_prefixes(source: Source, collection: str, prefixes: Iterable[str],
-                  qindex: QuarantineIndex) -> Iterator[tuple[str, str, dict]]:
-    """(prefix, _id, decoded document) of every loadable source document under ``prefixes``,
-    read in one request to the source (``Source.iter_ranges``). Quarantined documents are
-    skipped, as in verification."""
+                  qindex: QuarantineIndex) -> Iterator[tuple[str, Scanned]]:
+    """(prefix, scanned document) of every loadable source document under ``prefixes``, read
+    in one request to the source (``Source.iter_ranges``). Quarantined documents are skipped,
+    as in verification; the caller decodes (or not) what it needs."""
     wanted = set(prefixes)
     lengths = sorted({len(p) for p in wanted}, reverse=True)
     ranges = [b for b in (object_id_bounds(p) for p in sorted(wanted)) if b is not None]
@@ -149,8 +150,8 @@ def scan_prefixes(source: Source, collection: str, prefixes: Iterable[str],
         if d.skipped or d.key in qindex.exclude:
             continue
         prefix = _covering(d.key, wanted, lengths)
-        if prefix is not None and d.doc is not None:
-            yield prefix, d.key, d.doc
+        if prefix is not None:
+            yield prefix, d
 
 
 # --- pretty row identities -----------------------------------------------------------------
@@ -285,13 +286,23 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
     """Digests of the children (``length`` characters) of the ranges in ``descend``."""
     tables = sorted({t for ts in descend.values() for t in ts})
     src: dict[str, dict[str | None, Digest]] = {t: {} for t in tables}
-    for prefix, key, doc in scan_prefixes(source, loader.collection, descend, qindex):
-        stats.docs_decoded += 1
-        child = key[:length]
-        for t in descend[prefix]:
-            bucket = src[t].setdefault(child, Digest())
-            for row in expected_rows(loader, specs[t], doc, ctx):
-                bucket.add(row.text)
+    # The compiled canon digests every table of a document in one go, as verification does
+    # (it falls back to the reference on anything unusual; the two are tested equal).
+    acc: Buckets = {}
+    parent: dict[str, str] = {}
+
+    def raws() -> Iterator[bytes]:
+        for prefix, d in scan_prefixes(source, loader.collection, descend, qindex):
+            stats.docs_decoded += 1
+            parent[d.key[:length]] = prefix
+            yield d.raw
+
+    digest_documents(acc, compile_canon(loader), raws(), ctx, length, None, {})
+    index = {t.table: i for i, t in enumerate(loader.tables)}
+    for child, (counts, sums) in acc.items():
+        for t in descend[parent[child]]:
+            if counts[index[t]]:
+                src[t][child] = Digest(counts[index[t]], sums[index[t]])
     tgt: dict[str, dict[str | None, Digest]] = {}
     for t in tables:
         mine = [p for p, ts in descend.items() if t in ts]
@@ -311,8 +322,11 @@ def _compare_leaves(loader, source, conn, qindex, ctx, specs, sqls, leaves: dict
             by_table[t].append(prefix)
     src: dict[str, dict[tuple[str, str], list[list[str]]]] = {t: defaultdict(list) for t in by_table}
     real = {p: ts for p, ts in leaves.items() if p is not None}
-    for prefix, key, doc in scan_prefixes(source, loader.collection, real, qindex):
+    for prefix, d in scan_prefixes(source, loader.collection, real, qindex):
         stats.docs_decoded += 1
+        doc = d.doc
+        if doc is None:
+            continue
         for t in real[prefix]:
             for row in expected_rows(loader, specs[t], doc, ctx):
                 src[t][(row.root_key, row.identity)].append(row.values)
