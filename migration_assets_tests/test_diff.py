@@ -107,11 +107,11 @@ def expected_differences(t: dict) -> set[tuple]:
     }
 
 
-def run_diffs(source, conn, **kw):
+def run_diffs(source, conn, documents: bool = False, **kw):
     out = {}
     for name in ("seller_offers", "purchase_requests"):
         loader = loader_for_table(name)
-        v = verify_loader(loader, source, conn)
+        v = verify_loader(loader, source, conn, documents=documents)
         out[name] = bd.bisect_diff(loader, source, conn, verification=v, **kw)
     return out
 
@@ -144,6 +144,12 @@ def test_bisection_names_exact_rows_and_columns(mode, request, target_conn, dump
     assert merged(wide) == expected_differences(t)
     assert wide["purchase_requests"].stats.levels == 2  # the documents' digests, then their rows
     assert deep["purchase_requests"].stats.levels > 2
+    # ... and from the documents' digests the verification pass kept: nothing read again
+    # until the rows of the differing documents are compared.
+    kept = run_diffs(source, target_conn, documents=True, leaf_rows=1, step=1, wide_share=0.0)
+    assert merged(kept) == expected_differences(t)
+    assert kept["purchase_requests"].stats.docs_decoded < wide["purchase_requests"].stats.docs_decoded
+    assert kept["purchase_requests"].stats.ranges_hashed_source == wide["purchase_requests"].stats.ranges_hashed_source
     # ... and the same as the full row-by-row comparison.
     full = diff_rows(loader_for_table("seller_offers"), "seller_offers", source, target_conn)
     assert [k.split("|")[0] for k in full.extra] == [t["ghost"]]

@@ -98,7 +98,7 @@ def locate(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Re
     own for the next; ``out`` gets what the pass read and how long it took."""
     t0 = time.perf_counter()
     saved = (None, {}) if full else bk.saved_source_digests(conn, loader.name)
-    v = verify_loader(loader, source, conn, workers=workers, census=False, reuse=saved)
+    v = verify_loader(loader, source, conn, workers=workers, census=False, reuse=saved, documents=True)
     bk.save_source_digests(conn, loader.name, v.fingerprint, v.saved_buckets())
     out.documents_read += v.source_docs
     out.documents_decoded += v.docs_canonicalized

@@ -29,6 +29,7 @@ from migration_assets.target.bookkeeping import Acknowledgement, SavedBuckets
 from migration_assets.transform.context import prepare_context
 from migration_assets.verify.acknowledged import held_acknowledgements
 from migration_assets.verify.canonical import (
+    OBJECT_ID_HEX,
     Digest,
     Unmappable,
     canonical_rows,
@@ -36,7 +37,14 @@ from migration_assets.verify.canonical import (
     raw_hash60,
     table_sql,
 )
-from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_batch, digest_documents, merge_buckets
+from migration_assets.verify.compiled_canon import (
+    Buckets,
+    compile_canon,
+    digest_batch,
+    digest_documents,
+    fold,
+    merge_buckets,
+)
 from migration_assets.verify.quarantined import QuarantineIndex
 
 # ObjectIds start with their creation second in hex: 4 characters = ~18-hour windows.
@@ -84,6 +92,11 @@ class LoaderVerification:
     # Documents whose rows cannot be rendered (a value of a type its column does not take):
     # expected absent from PostgreSQL, as the transform rejects them; key -> why.
     unmappable: dict[str, str] = field(default_factory=dict)
+    # With ``documents``: each canonicalized document's own digests (key -> per-table counts and
+    # sums), and the prefixes all of whose documents are in it (None: every prefix). The diff's
+    # deeper levels read these instead of reading and canonicalizing the documents again.
+    document_digests: Buckets = field(default_factory=dict)
+    documents_known: set[str] | None = field(default_factory=set)
 
     def saved_buckets(self) -> SavedBuckets:
         """What a catch-up pass saves for the next one to reuse."""
@@ -101,13 +114,15 @@ class LoaderVerification:
 def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, *,
                   lo: str | None = None, hi: str | None = None, compiled: bool = True,
                   workers: int = 1, census: bool = True,
-                  reuse: tuple[str | None, SavedBuckets] | None = None) -> LoaderVerification:
+                  reuse: tuple[str | None, SavedBuckets] | None = None,
+                  documents: bool = False) -> LoaderVerification:
     """Counts and checksums of every table of ``loader``, both sides. ``workers`` > 1 hashes
     the source side in that many processes (large collections without a context);
     ``census``: take the field-path census in the same pass (the checks do; a catch-up
     pass does not need it). ``reuse``: digests a previous pass saved (fingerprint, buckets):
     every document's bytes are read and hashed, but only the prefixes whose bytes changed
-    (or all, under another fingerprint) are canonicalized."""
+    (or all, under another fingerprint) are canonicalized. ``documents``: keep each
+    canonicalized document's digests too (a catch-up pass that will locate differences)."""
     result = LoaderVerification(loader.name)
     bucketed = lo is None and hi is None
     for t in loader.tables:
@@ -125,7 +140,13 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
         acc: Buckets = {}
         if reuse is not None and bucketed:
             kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
-        if workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
+        if documents and bucketed:  # per document first, then folded into the prefixes
+            digest_documents(result.document_digests, compile_canon(loader), (d.raw for d in kept), ctx,
+                             OBJECT_ID_HEX, result.census if census else None, result.unmappable)
+            fold(acc, result.document_digests.items(), BUCKET_PREFIX)
+            if result.documents_known is not None and reuse is None:
+                result.documents_known = None
+        elif workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
             hash_in_processes(loader, kept, prefix, workers, acc, result.census if census else None,
                               result.unmappable)
         else:
@@ -157,6 +178,8 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source.add(row.text)
                     if bucket is not None:
                         bucket.add(row.text)
+    if not (documents and bucketed and compiled):
+        result.documents_known = set()
     result.seconds_source = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -212,12 +235,14 @@ def changed_documents(loader: LoaderSpec, source: Source, qindex: QuarantineInde
                 yield d
 
     if saved_fp != result.fingerprint or not saved:
+        result.documents_known = None  # every prefix
         return hashed(kept, True)  # nothing to reuse: one pass, everything canonicalized
     for _ in hashed(kept, False):
         pass
     stale = {p for p, (c, s) in raw.items() if p not in saved or tuple(saved[p][:2]) != (c, s)}
     for p in raw.keys() - stale:
         acc[p] = (list(saved[p][2]), list(saved[p][3]))
+    result.documents_known = set(stale)
 
     def again() -> Iterator[Scanned]:
         ranges = [object_id_bounds(p) for p in sorted(stale)]

@@ -165,6 +165,17 @@ def digest_batch(args: tuple[str, list[bytes], int | None, bool]) -> tuple[Bucke
     return acc, census, unmappable
 
 
+def fold(acc: Buckets, parts: Iterable[tuple[str, tuple[list[int], list[int]]]], length: int) -> None:
+    """Digests of longer prefixes (documents) added into their prefixes of ``length``."""
+    for key, (c, t) in parts:
+        bucket = acc.get(key[:length])
+        if bucket is None:
+            bucket = acc[key[:length]] = ([0] * len(c), [0] * len(c))
+        for i in range(len(c)):
+            bucket[0][i] += c[i]
+            bucket[1][i] += t[i]
+
+
 def merge_buckets(acc: Buckets, part: Buckets) -> None:
     for prefix, (c, t) in part.items():
         bucket = acc.setdefault(prefix, ([0] * len(c), [0] * len(c)))

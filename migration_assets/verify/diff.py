@@ -55,7 +55,7 @@ from migration_assets.verify.checksums import (
     LoaderVerification,
     verify_loader,
 )
-from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_documents
+from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_documents, fold
 from migration_assets.verify.quarantined import QuarantineIndex
 
 STEP = 2  # hex characters per level: up to 256 children per range
@@ -257,6 +257,7 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
     total = sum(level.size(p, names) for p in {p for side in (level.source, level.target)
                                                for buckets in side.values() for p in buckets})
     leaves: dict[str | None, list[str]] = {}
+    known = KnownDocuments.of(verification)
     while True:
         descend: dict[str, list[str]] = {}
         for prefix, differing in level.differing(names).items():
@@ -269,7 +270,7 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
         wide = sum(level.size(p, ts) for p, ts in descend.items()) > wide_share * total
         length = OBJECT_ID_HEX if wide else min(OBJECT_ID_HEX, length + step)
         stats.levels += 1
-        level = _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend, length, stats)
+        level = _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend, length, stats, known)
 
     stats.leaf_ranges = len(leaves)
     if leaves:
@@ -281,23 +282,55 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
     return out
 
 
+@dataclass
+class KnownDocuments:
+    """The per-document digests the verification pass kept, by bucket prefix; ``prefixes``:
+    the buckets all of whose documents are in it (None: every bucket)."""
+
+    by_bucket: dict[str, list[str]]
+    digests: Buckets
+    prefixes: set[str] | None
+
+    @classmethod
+    def of(cls, v: LoaderVerification) -> KnownDocuments:
+        by_bucket: dict[str, list[str]] = defaultdict(list)
+        for key in v.document_digests:
+            by_bucket[key[:BUCKET_PREFIX]].append(key)
+        return cls(by_bucket, v.document_digests, v.documents_known)
+
+    def covers(self, prefix: str) -> bool:
+        return self.prefixes is None or prefix[:BUCKET_PREFIX] in self.prefixes
+
+    def under(self, prefix: str) -> Iterator[tuple[str, tuple[list[int], list[int]]]]:
+        for key in self.by_bucket.get(prefix[:BUCKET_PREFIX], ()):
+            if key.startswith(prefix):
+                yield key, self.digests[key]
+
+
 def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[str, list[str]],
-                length: int, stats: DiffStats) -> _Level:
-    """Digests of the children (``length`` characters) of the ranges in ``descend``."""
+                length: int, stats: DiffStats, known: KnownDocuments) -> _Level:
+    """Digests of the children (``length`` characters) of the ranges in ``descend``: from the
+    documents' digests the verification pass kept, or read and canonicalized again."""
     tables = sorted({t for ts in descend.values() for t in ts})
     src: dict[str, dict[str | None, Digest]] = {t: {} for t in tables}
     # The compiled canon digests every table of a document in one go, as verification does
     # (it falls back to the reference on anything unusual; the two are tested equal).
     acc: Buckets = {}
     parent: dict[str, str] = {}
+    for prefix in [p for p in descend if known.covers(p)]:
+        parts = list(known.under(prefix))
+        parent.update((key[:length], prefix) for key, _ in parts)
+        fold(acc, parts, length)
+    unknown = {p: ts for p, ts in descend.items() if not known.covers(p)}
 
     def raws() -> Iterator[bytes]:
-        for prefix, d in scan_prefixes(source, loader.collection, descend, qindex):
+        for prefix, d in scan_prefixes(source, loader.collection, unknown, qindex):
             stats.docs_decoded += 1
             parent[d.key[:length]] = prefix
             yield d.raw
 
-    digest_documents(acc, compile_canon(loader), raws(), ctx, length, None, {})
+    if unknown:
+        digest_documents(acc, compile_canon(loader), raws(), ctx, length, None, {})
     index = {t.table: i for i, t in enumerate(loader.tables)}
     for child, (counts, sums) in acc.items():
         for t in descend[parent[child]]:
