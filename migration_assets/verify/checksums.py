@@ -140,12 +140,13 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
         acc: Buckets = {}
         if reuse is not None and bucketed:
             kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
-        if documents and bucketed:  # per document first, then folded into the prefixes
+        # Per document first, then folded into the prefixes: only for the prefixes whose bytes
+        # changed since the last pass (a pass that canonicalizes everything keeps nothing).
+        keep = bool(documents and result.documents_known)
+        if keep:
             digest_documents(result.document_digests, compile_canon(loader), (d.raw for d in kept), ctx,
                              OBJECT_ID_HEX, result.census if census else None, result.unmappable)
             fold(acc, result.document_digests.items(), BUCKET_PREFIX)
-            if result.documents_known is not None and reuse is None:
-                result.documents_known = None
         elif workers > 1 and not ctx and source.count(loader.collection) >= PARALLEL_MIN_DOCS:
             hash_in_processes(loader, kept, prefix, workers, acc, result.census if census else None,
                               result.unmappable)
@@ -178,7 +179,7 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source.add(row.text)
                     if bucket is not None:
                         bucket.add(row.text)
-    if not (documents and bucketed and compiled):
+    if not (compiled and keep):
         result.documents_known = set()
     result.seconds_source = time.perf_counter() - t0
 
