@@ -149,8 +149,9 @@ class PathStats:
 @dataclass
 class Census:
     documents: int = 0
-    pairs: Counter = field(default_factory=Counter)  # (path, type) -> documents
-    counts: Counter = field(default_factory=Counter)  # path -> documents
+    # frozenset of (path, type) -> documents of that shape. Documents of one collection share a
+    # few shapes, so a document costs its walk and one count, not one count per path.
+    shapes: Counter = field(default_factory=Counter)
     ids: dict[str, list[str]] = field(default_factory=dict)  # path -> the first few _ids holding it
     examples: dict[str, list[Any]] | None = None  # path -> a few values, when asked for
     sampled: set[str] = field(default_factory=set)  # paths that have their few _ids
@@ -161,10 +162,12 @@ class Census:
         self.documents += 1
         found: set[tuple[str, str]] = set()
         _walk(doc, "", found, self.map_keys)
-        self.pairs.update(found)
-        paths = {p for p, _ in found}
-        self.counts.update(paths)
-        for p in paths - self.sampled:  # empty once every path has its few _ids
+        shape = frozenset(found)
+        seen = self.shapes[shape]
+        self.shapes[shape] = seen + 1
+        if seen >= SAMPLE_IDS:
+            return  # every path of this shape has its few _ids (and examples) already
+        for p in {p for p, _ in found} - self.sampled:  # empty once every path has its few _ids
             ids = self.ids.setdefault(p, [])
             ids.append(key)
             if len(ids) >= SAMPLE_IDS:
@@ -174,8 +177,7 @@ class Census:
 
     def merge(self, other: Census) -> None:
         self.documents += other.documents
-        self.pairs.update(other.pairs)
-        self.counts.update(other.counts)
+        self.shapes.update(other.shapes)
         for p, keys in other.ids.items():
             mine = self.ids.setdefault(p, [])
             mine += keys[:SAMPLE_IDS - len(mine)]
@@ -186,11 +188,30 @@ class Census:
             mine_keys.update(list(keys)[:max(0, DISTINCT_KEYS_KEPT - len(mine_keys))])
 
     @property
+    def pairs(self) -> Counter:
+        """(path, type) -> documents."""
+        out: Counter = Counter()
+        for shape, n in self.shapes.items():
+            for pair in shape:
+                out[pair] += n
+        return out
+
+    @property
+    def counts(self) -> Counter:
+        """path -> documents."""
+        out: Counter = Counter()
+        for shape, n in self.shapes.items():
+            for path in {p for p, _ in shape}:
+                out[path] += n
+        return out
+
+    @property
     def paths(self) -> dict[str, PathStats]:
         """Every path with its stats, maps collapsed to ``<key>`` (the module's docstring)."""
         raw: dict[str, PathStats] = {}
+        counts = self.counts
         for (p, t), n in self.pairs.items():
-            stats = raw.setdefault(p, PathStats(self.counts[p], sample_ids=self.ids.get(p, []),
+            stats = raw.setdefault(p, PathStats(counts[p], sample_ids=self.ids.get(p, []),
                                                 examples=(self.examples or {}).get(p, [])))
             stats.types[t] = n
         return collapse_maps(raw, {p: len(k) for p, k in self.map_keys.items()})
