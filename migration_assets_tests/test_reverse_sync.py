@@ -33,7 +33,7 @@ def as_owner(url: str) -> psycopg.Connection:
 
 def cli_json(capsys, *args) -> tuple[int, dict]:
     capsys.readouterr()
-    rc = main([*args, "--debug"])
+    rc = main(list(args))
     captured = capsys.readouterr()
     assert "{" in captured.out, captured.err
     return rc, json.loads(captured.out[captured.out.index("{"):])
@@ -95,6 +95,15 @@ def the_application_writes_postgres(owner: psycopg.Connection, db) -> dict[str, 
     owner.execute("INSERT INTO delivery_attempts (id, legacy_object_id, purchase_request_id, attempt_number, status, "
                   "attempted_at) VALUES (gen_random_uuid(), %s, %s, 99, 'failed', %s)", [attempt, changed, now])
     ids["attempt"] = attempt
+    # a buyer selects an offer (the deferred reference the remap writes)
+    pr2, offer = owner.execute(
+        "SELECT p.id, o.id FROM purchase_requests p JOIN seller_offers o ON o.purchase_request_id = p.id "
+        "WHERE p.legacy_object_id <> %s AND p.selected_offer_id IS DISTINCT FROM o.id LIMIT 1",
+        [ids["changed_pr"]]).fetchone()
+    ids["selecting_pr"], ids["selected_offer"] = owner.execute(
+        "UPDATE purchase_requests p SET selected_offer_id = %s, updated_at = %s FROM seller_offers o "
+        "WHERE p.id = %s AND o.id = %s RETURNING p.legacy_object_id, o.legacy_object_id",
+        [offer, now, pr2, offer]).fetchone()
     # a user renamed
     user = db.users.find_one({})
     db.users.update_one({"_id": user["_id"]}, {"$set": {"__v": 2}})
@@ -117,17 +126,19 @@ def test_a_reverse_sync_brings_the_writes_made_in_postgres_back_to_mongo(
 
     rc, dry = cli_json(capsys, "reverse-sync", "--domain", "all", "--cutover-at", cutover.isoformat(), "--dry-run",
                        "--json")
-    assert rc == 0, json.dumps(dry)[:4000]
+    assert rc == 0, json.dumps(dry)[:2000]
     assert planned(dry) == {
         "insert": {f"users:{ids['new_user']}", f"purchase_requests:{ids['new_pr']}",
                    f"funds_ledger_entries:{ids['ledger_debit']}",
                    f"funds_ledger_entries:{ids['ledger_credit']}"},
-        "update": {f"purchase_requests:{ids['changed_pr']}", f"users:{ids['changed_user']}"},
+        "update": {f"purchase_requests:{ids['changed_pr']}", f"purchase_requests:{ids['selecting_pr']}",
+                   f"users:{ids['changed_user']}"},
         "delete": {f"reviews:{ids['deleted_review']}"}}
     fields = {p["document"]: p for l in dry["loaders"] for p in l["planned"]}
     assert fields[ids["new_user"]]["set"] == ["_id (a new ObjectId, given when it runs)"]
     assert fields[ids["changed_pr"]]["set"] == ["deliveryAttempts", "specifications", "title", "updatedAt"]
     assert fields[ids["changed_user"]]["set"] == ["displayName", "updatedAt"]
+    assert fields[ids["selecting_pr"]]["set"] == ["selectedOfferId", "updatedAt"]
     assert db.purchaserequests.find_one({"_id": ObjectId(ids["changed_pr"])}) == before_pr  # nothing written
 
     rc, done = cli_json(capsys, "reverse-sync", "--domain", "all", "--cutover-at", cutover.isoformat(), "--json")
@@ -152,6 +163,8 @@ def test_a_reverse_sync_brings_the_writes_made_in_postgres_back_to_mongo(
     assert changed["specifications"] == before_pr["specifications"][:-1]  # the kept ones untouched
     assert ObjectId(ids["attempt"]) in [a["_id"] for a in changed.get("deliveryAttempts", [])]
     assert db.users.find_one({"_id": ObjectId(ids["changed_user"])})["__v"] == 2
+    selecting = db.purchaserequests.find_one({"_id": ObjectId(ids["selecting_pr"])})
+    assert selecting["selectedOfferId"] == ObjectId(ids["selected_offer"])
     assert db.reviews.find_one({"_id": ObjectId(ids["deleted_review"])}) is None
 
     # the audit holds the previous versions, every BSON type kept
