@@ -15,7 +15,7 @@ fetched, and how long it took.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -49,6 +49,7 @@ class Reconciliation:
     seconds_verifying: float = 0.0  # both sides digested per prefix (the verification pass)
     seconds_locating: float = 0.0  # the diff down to the documents
     resync: ResyncReport | None = None
+    context: Mapping = field(default_factory=dict)  # the loader context the verification pass computed
 
     @property
     def documents(self) -> int:
@@ -100,6 +101,7 @@ def locate(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Re
     saved = (None, {}) if full else bk.saved_source_digests(conn, loader.name)
     v = verify_loader(loader, source, conn, workers=workers, census=False, reuse=saved, documents=True)
     bk.save_source_digests(conn, loader.name, v.fingerprint, v.saved_buckets())
+    out.context = v.context
     out.documents_read += v.source_docs
     out.documents_decoded += v.docs_canonicalized
     out.ranges_hashed += sum(len(t.source_buckets) + len(t.target_buckets) for t in v.tables.values())

@@ -98,24 +98,22 @@ class ReverseSyncRefused(RuntimeError):
     """No cutover time, or the application still writes Mongo for the domain; nothing was read."""
 
 
-def cutover_time(records: Mapping[str, book.CutoverRecord | None], cutover_at: dt.datetime | None,
+def cutover_time(domain: str, record: book.CutoverRecord | None, cutover_at: dt.datetime | None,
                  force: str | None) -> dt.datetime:
-    """The cutover time a reverse sync of these domains starts from: ``cutover_at``, or the one
-    recorded when the flip was confirmed. Refused while a record says the application still
-    writes Mongo for a domain (its writes and ours would race), unless forced with a reason."""
-    for domain, r in sorted(records.items()):
-        if r is not None and r.mongo_written and not force:
-            raise ReverseSyncRefused(
-                f"the cutover record of {domain} says the application writes Mongo ({r.writes}, recorded by "
-                f"{r.recorded_by} at {r.recorded_at:%Y-%m-%d %H:%M:%S %Z}): a reverse sync would race it; "
-                "pass --force REASON if Mongo's writers are stopped")
+    """The cutover time a reverse sync of ``domain`` starts from: ``cutover_at``, or the one
+    recorded when the flip was confirmed. Refused while the record says the application still
+    writes Mongo for the domain (its writes and ours would race), unless forced with a reason."""
+    if record is not None and record.mongo_written and not force:
+        raise ReverseSyncRefused(
+            f"the cutover record of {domain} says the application writes Mongo ({record.writes}, recorded by "
+            f"{record.recorded_by} at {record.recorded_at:%Y-%m-%d %H:%M:%S %Z}): a reverse sync would race it; "
+            "pass --force REASON if Mongo's writers are stopped")
     if cutover_at is not None:
         return cutover_at if cutover_at.tzinfo else cutover_at.replace(tzinfo=dt.timezone.utc)
-    missing = sorted(d for d, r in records.items() if r is None or r.writes != "pg")
-    if missing:
-        raise ReverseSyncRefused(f"no cutover time for {', '.join(missing)}: record the flip with `migration-assets "
+    if record is None or record.writes != "pg":
+        raise ReverseSyncRefused(f"no cutover time for {domain}: record the flip with `migration-assets "
                                  "cutover --domain D --writes pg` (readiness GO), or pass --cutover-at TIME")
-    return min(r.cutover_at for r in records.values() if r is not None)
+    return record.cutover_at
 
 
 # --- when a document last changed, on each side -----------------------------------------------
@@ -176,8 +174,18 @@ def classify(loader: LoaderSpec, kinds: Mapping[str, str], rows: Mapping[str, Ma
     return items
 
 
+@dataclass
+class Fetched:
+    """What a plan read of its documents (Mongo's versions, PostgreSQL's rows) and the loader
+    context its verification pass computed: the render of the same run starts from them."""
+
+    docs: dict[str, dict[str, Any]]
+    rows: dict[str, dict[str, list[dict[str, Any]]]]
+    context: Mapping[str, Any]
+
+
 def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: ReverseSync, *,
-         workers: int = 1) -> list[tuple[str, str]]:
+         workers: int = 1) -> tuple[list[tuple[str, str]], Fetched]:
     """Give ObjectIds to rows born without one (not in a dry run), then find what differs."""
     for t in loader.tables:
         if not any(isinstance(c.kind, LegacyId) for c in t.columns):
@@ -197,7 +205,7 @@ def plan(loader: LoaderSpec, source: Source, conn: psycopg.Connection, out: Reve
     rows = document_rows(conn, loader, list(kinds))
     docs = _documents(source, loader.collection, list(kinds))
     mapped = book.in_id_map(conn, loader.root.table, [d for d, k in kinds.items() if k == NEW])
-    return classify(loader, kinds, rows, docs, mapped, out.cutover_at, out)
+    return classify(loader, kinds, rows, docs, mapped, out.cutover_at, out), Fetched(docs, rows, stats.context)
 
 
 # --- apply ---------------------------------------------------------------------------------------
@@ -227,11 +235,17 @@ def faithful(loader: LoaderSpec, conn: psycopg.Connection, rendered: Mapping[str
 
 
 def _render_batch(loader: LoaderSpec, source: Source, conn: psycopg.Connection, items: Sequence[tuple[str, str]],
-                  ctx: Mapping[str, Any]) -> tuple[dict[str, dict | None], dict[str, Rendered | None], dict[str, str]]:
+                  ctx: Mapping[str, Any], fetched: Fetched | None
+                  ) -> tuple[dict[str, dict | None], dict[str, Rendered | None], dict[str, str]]:
+    """Render a batch from what its plan read (``fetched``), or read afresh (a resumed plan)."""
     ids = [d for d, _ in items]
     docs: dict[str, dict | None] = dict.fromkeys(ids)
-    docs.update(_documents(source, loader.collection, ids))
-    rows = document_rows(conn, loader, ids)
+    if fetched is None:
+        docs.update(_documents(source, loader.collection, ids))
+        rows = document_rows(conn, loader, ids)
+    else:
+        docs.update((d, fetched.docs[d]) for d in ids if d in fetched.docs)
+        rows = {d: fetched.rows[d] for d in ids}
     out: dict[str, Rendered | None] = {}
     refused = {}
     for d in ids:
@@ -302,20 +316,24 @@ def reverse_sync(loader: LoaderSpec, source: Source, target: Any, conn: psycopg.
     t0 = time.perf_counter()
     out = ReverseSync(loader.name, loader.collection, cutover_at, dry_run=dry_run, run_id=run_id)
     resumed = None if dry_run else book.open_plan(conn, loader.name)
+    fetched: Fetched | None = None
     if resumed is not None:
         out.run_id, out.resumed_from, items = resumed.run_id, resumed.run_id, resumed.items
     else:
-        items = plan(loader, source, conn, out, workers=workers)
+        items, fetched = plan(loader, source, conn, out, workers=workers)
         if dry_run:  # rows born without an ObjectId: a run gives them one first, then inserts them
             out.planned += [Planned(d, INSERT, ["_id (a new ObjectId, given when it runs)"]) for d, a in items
                             if a == INSERT and not ObjectId.is_valid(d)]
             items = [(d, a) for d, a in items if ObjectId.is_valid(d) or a != INSERT]
         else:
             book.save_plan(conn, loader.name, run_id, items, forced)
-    ctx = prepare_context(loader, source)
+    if not items:
+        out.seconds = time.perf_counter() - t0
+        return out
+    ctx = fetched.context if fetched is not None else prepare_context(loader, source)
     for i in range(0, len(items), BATCH):
         chunk = items[i:i + BATCH]
-        docs, rendered, refused = _render_batch(loader, source, conn, chunk, ctx)
+        docs, rendered, refused = _render_batch(loader, source, conn, chunk, ctx, fetched)
         for d, action in chunk:
             r = rendered.get(d)
             out.planned.append(Planned(d, action, sorted(r.set) if r else [], sorted(r.unset) if r else []))

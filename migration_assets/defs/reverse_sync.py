@@ -60,7 +60,7 @@ def reverse_sync_step(context: dg.OpExecutionContext, config: ReverseSyncConfig,
     at = dt.datetime.fromisoformat(config.cutover_at) if config.cutover_at else None
     done: list[ReverseSync] = []
     with postgres.connect("reverse_sync") as conn:
-        times = {d: cutover_time({d: latest_cutover(conn, d)}, at, config.force_reason or None)
+        times = {d: cutover_time(d, latest_cutover(conn, d), at, config.force_reason or None)
                  for d in sorted({l.domain for l in loaders})}
     # the Mongo target's allowlist is checked before any connection to it, reading included
     target = None if config.dry_run else mongo.open_target()

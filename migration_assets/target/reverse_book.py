@@ -93,12 +93,6 @@ def mark_items(conn: psycopg.Connection, loader: str, run_id: str, states: Seque
             [[s[0] for s in states], [s[1] for s in states], [s[2] for s in states], loader, run_id])
 
 
-def item_states(conn: psycopg.Connection, loader: str, run_id: str) -> dict[str, tuple[str, str]]:
-    return {d: (a, s) for d, a, s in conn.execute(
-        "SELECT document, action, state FROM migration.reverse_sync_items WHERE loader = %s AND run_id = %s",
-        [loader, run_id]).fetchall()}
-
-
 # --- the audit copies -----------------------------------------------------------------------------
 
 def extended_json(doc: Mapping[str, Any]) -> Any:

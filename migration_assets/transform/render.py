@@ -24,7 +24,7 @@ from typing import Any
 
 from bson import Decimal128, Int64, ObjectId
 
-from migration_assets.specs.kinds import Int, Json, LegacyId, Numeric, Ref, Reject, RowId, Timestamp
+from migration_assets.specs.kinds import Int, Json, LegacyId, Numeric, Ref, RowId, Timestamp
 from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, get_path, resolve_source
 
 Row = Mapping[str, Any]
@@ -111,7 +111,7 @@ def canon(column: Column, raw: Any) -> str | None:
     """The column's canonical text of a raw value (None: the value does not map at all)."""
     try:
         return column.kind.canon_source(None if raw is MISSING else raw)
-    except (Reject, Exception):  # noqa: BLE001 - a value the kind refuses differs from any that maps
+    except Exception:  # noqa: BLE001 - a value the kind refuses (Reject, or worse) differs from any that maps
         return None
 
 

@@ -93,10 +93,10 @@ class LoaderVerification:
     # expected absent from PostgreSQL, as the transform rejects them; key -> why.
     unmappable: dict[str, str] = field(default_factory=dict)
     # With ``documents``: each canonicalized document's own digests (key -> per-table counts and
-    # sums), and the prefixes all of whose documents are in it (None: every prefix). The diff's
-    # deeper levels read these instead of reading and canonicalizing the documents again.
+    # sums), and the prefixes all of whose documents are in it. The diff's deeper levels read
+    # these instead of reading and canonicalizing the documents again.
     document_digests: Buckets = field(default_factory=dict)
-    documents_known: set[str] | None = field(default_factory=set)
+    documents_known: set[str] = field(default_factory=set)
 
     def saved_buckets(self) -> SavedBuckets:
         """What a catch-up pass saves for the next one to reuse."""
@@ -142,8 +142,9 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
             kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
         # Per document first, then folded into the prefixes: only for the prefixes whose bytes
         # changed since the last pass (a pass that canonicalizes everything keeps nothing).
-        keep = bool(documents and result.documents_known)
-        if keep:
+        if not documents:
+            result.documents_known = set()
+        if result.documents_known:
             digest_documents(result.document_digests, compile_canon(loader), (d.raw for d in kept), ctx,
                              OBJECT_ID_HEX, result.census if census else None, result.unmappable)
             fold(acc, result.document_digests.items(), BUCKET_PREFIX)
@@ -179,8 +180,6 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source.add(row.text)
                     if bucket is not None:
                         bucket.add(row.text)
-    if not (compiled and keep):
-        result.documents_known = set()
     result.seconds_source = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -236,14 +235,13 @@ def changed_documents(loader: LoaderSpec, source: Source, qindex: QuarantineInde
                 yield d
 
     if saved_fp != result.fingerprint or not saved:
-        result.documents_known = None  # every prefix
         return hashed(kept, True)  # nothing to reuse: one pass, everything canonicalized
     for _ in hashed(kept, False):
         pass
     stale = {p for p, (c, s) in raw.items() if p not in saved or tuple(saved[p][:2]) != (c, s)}
     for p in raw.keys() - stale:
         acc[p] = (list(saved[p][2]), list(saved[p][3]))
-    result.documents_known = set(stale)
+    result.documents_known = set(stale)  # kept per document when asked (``documents``)
 
     def again() -> Iterator[Scanned]:
         ranges = [object_id_bounds(p) for p in sorted(stale)]

@@ -285,11 +285,11 @@ def bisect_diff(loader: LoaderSpec, source, conn: psycopg.Connection, *,
 @dataclass
 class KnownDocuments:
     """The per-document digests the verification pass kept, by bucket prefix; ``prefixes``:
-    the buckets all of whose documents are in it (None: every bucket)."""
+    the buckets all of whose documents are in it."""
 
     by_bucket: dict[str, list[str]]
     digests: Buckets
-    prefixes: set[str] | None
+    prefixes: set[str]
 
     @classmethod
     def of(cls, v: LoaderVerification) -> KnownDocuments:
@@ -299,7 +299,7 @@ class KnownDocuments:
         return cls(by_bucket, v.document_digests, v.documents_known)
 
     def covers(self, prefix: str) -> bool:
-        return self.prefixes is None or prefix[:BUCKET_PREFIX] in self.prefixes
+        return prefix[:BUCKET_PREFIX] in self.prefixes
 
     def under(self, prefix: str) -> Iterator[tuple[str, tuple[list[int], list[int]]]]:
         for key in self.by_bucket.get(prefix[:BUCKET_PREFIX], ()):
