@@ -27,3 +27,11 @@ def table_rows(conn, table: str) -> list[tuple]:
 def meta_value(evaluation, key: str):
     v = evaluation.metadata[key]
     return getattr(v, "value", v)
+
+
+def source_side(v) -> dict:
+    """Everything a verification's source side says (a ``LoaderVerification``), comparable."""
+    return {"tables": {t: (tv.source.hexdigest, tv.quarantined_rows, {p: d.hexdigest for p, d in tv.source_buckets.items()})
+                       for t, tv in v.tables.items()},
+            "documents": (v.source_docs, v.quarantined_docs), "unmappable": v.unmappable,
+            "census": (v.census.pairs, v.census.ids, v.census.map_keys)}

@@ -5,7 +5,8 @@ Each example takes a spec and a few documents the migration already loaded (the 
 migrated sample world), replaces one field of each by any BSON value or removes it
 (``fixtures/any_bson.py``), and runs the load again over a copy of the migrated target:
 
-* no path raises: the load, the checksums (both sides), the bisection diff, a reconciliation,
+* no path raises: the load, the checksums (both sides, and the source side the load kept of
+  what it read, which must equal a fresh read's), the bisection diff, a reconciliation,
   readiness's sample comparison, a re-sync, the census and a scaffold drafted from it;
 * a document is quarantined exactly when the load path rejects it: every document the
   transform rejects is, and any other quarantined one was refused by reference resolution or
@@ -42,8 +43,10 @@ from migration_assets.transform.document import reference_document
 from migration_assets.transform.results import Rejected
 from migration_assets.verify.checksums import verify_loader
 from migration_assets.verify.diff import bisect_diff
+from migration_assets.verify.load_digests import LoadDigests
 from migration_assets_tests.conftest import create_database, db_url, drop_databases
 from migration_assets_tests.fixtures.any_bson import encode, mutate, mutations
+from migration_assets_tests.helpers import source_side
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +76,8 @@ def run_every_path(loader, source, url, raws: dict[str, bytes], what: str) -> in
     """Everything the platform does with a collection, on ``source``; the documents quarantined."""
     with psycopg.connect(url, autocommit=True) as conn:
         ctx = prepare_context(loader, source)
-        report = run_loader(loader, source, conn, LoadOptions(run_id="any-value", batch_size=50))
+        report = run_loader(loader, source, conn, LoadOptions(run_id="any-value", batch_size=50, digests=LoadDigests))
+        kept = verify_loader(loader, source, conn, loaded_by="any-value")  # what the load kept of its read
         _, content = open_quarantine_keys(conn, loader.name)
         for key, raw in raws.items():
             ref = reference_document(loader, raw, ctx)
@@ -88,6 +92,7 @@ def run_every_path(loader, source, url, raws: dict[str, bytes], what: str) -> in
                                 [key]).fetchone()[0]
             assert held == 0 or key in report.kept, (what, key)
         v = verify_loader(loader, source, conn)
+        assert not kept.read_source and source_side(kept) == source_side(v), what
         diff = bisect_diff(loader, source, conn)
         found = reconcile(loader, source, conn, run_id="any-value", dry_run=True, full=True)
         # rows kept on purpose, each named: a quarantined document's row another row references,

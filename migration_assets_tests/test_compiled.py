@@ -35,6 +35,8 @@ from migration_assets.verify import checksums
 from migration_assets.verify.canonical import hash60, source_rows
 from migration_assets.verify.checksums import verify_loader
 from migration_assets.verify.compiled_canon import compile_canon
+from migration_assets.verify.load_digests import LoadDigests
+from migration_assets_tests.helpers import source_side
 
 UTC = dt.timezone.utc
 
@@ -256,7 +258,8 @@ def test_compiled_load_equals_reference_load_in_postgres(world, make_target_db, 
     """The whole sample world plus the awkward documents (and a duplicate _id and an invalid
     BSON document), loaded once by the reference transform and once by the compiled one:
     every table, the quarantine, id_map and pending references are identical, and so are
-    both sides' checksums with the compiled and the reference source-side code."""
+    both sides' checksums with the compiled and the reference source-side code, and with the
+    source side each load kept of what it read (``verify/load_digests.py``)."""
     monkeypatch.setattr(checksums, "PARALLEL_MIN_DOCS", 0)
     extra = awkward(world)
     docs = {c: list(v) + extra.get(c, []) for c, v in world.docs.items()}
@@ -271,7 +274,8 @@ def test_compiled_load_equals_reference_load_in_postgres(world, make_target_db, 
         url = make_target_db()
         with tg.connect(url, ["127.0.0.1"]) as conn:
             for loader in all_loaders():
-                report = run_loader(loader, source, conn, LoadOptions(batch_size=97, compiled=compiled))
+                report = run_loader(loader, source, conn, LoadOptions(batch_size=97, compiled=compiled,
+                                                                      run_id="load", digests=LoadDigests))
                 assert report.docs_read == source.count(loader.collection)
             for loader in all_loaders():
                 for remap in loader.remaps:
@@ -288,6 +292,12 @@ def test_compiled_load_equals_reference_load_in_postgres(world, make_target_db, 
                             {k: d.hexdigest for k, d in tv.source_buckets.items()})
                         for t, tv in v.tables.items()}
                     assert v.ok, (compiled, fast_checksums, loader.name)
+                    if workers == 1 and fast_checksums:
+                        # the load's own digests of what it read: the same source side
+                        kept = verify_loader(loader, source, conn, loaded_by="load")
+                        assert not kept.read_source and v.read_source, loader.name
+                        assert kept.ok, (compiled, loader.name)
+                        assert source_side(kept) == source_side(v), (compiled, loader.name)
     reference = states[False]
     for name in reference:
         assert states[True][name] == reference[name], name

@@ -1,6 +1,7 @@
 """SIGKILL a real Dagster run mid-load, twice, and start it again: the final state equals the
 source (row counts, checksums and a row-level diff), holds no duplicate, and each rerun
-resumed from the killed run's checkpoint instead of redoing the committed batches.
+resumed from the killed run's checkpoint instead of redoing the committed batches. The checks
+after a resumed load add up the source digests its batches committed, the killed run's too.
 
 The runs are ``dagster asset materialize`` processes (own DAGSTER_HOME, SQLite storage)
 over the marketplace core, reading a mongodump at scale 8 (5.2k documents, 10k rows) in
@@ -118,6 +119,12 @@ def test_sigkill_mid_load_then_resume(tmp_path, scale8_dump, make_target_db):
 
     checks = dp.check_results(events[run_ids[2]])
     assert checks and all(checks.values()), [k for k, ok in checks.items() if not ok]
+    # The checks after each load took the source side from that load's own batches, those the
+    # killed run committed included (one read of the source), and passed.
+    meta = dp.check_metadata(events[run_ids[2]])
+    for loader in CORE:
+        for t in loader.table_names:
+            assert meta[(f"public/{t}", "checksum_parity")]["source_read"] == "by this run's load", t
 
     # Zero difference from the source, counted and row by row; no duplicates.
     source = DumpSource(dump, "marketplace")

@@ -33,6 +33,7 @@ from migration_assets.source.dump import DumpSource
 from migration_assets.source.live import LiveSource
 from migration_assets.specs.registry import loader_for_table
 from migration_assets.verify.checksums import verify_loader
+from migration_assets_tests.fixtures import dagster_proc as dp
 from migration_assets_tests.fixtures.ranged_run import notifications_job, run_config, run_in_own_process
 from migration_assets_tests.helpers import table_rows
 
@@ -137,14 +138,18 @@ def test_three_ranges_equal_one(tmp_path, make_target_db, migration_env, pg_serv
                 home = tmp_path / f"home_{ranges}"
                 run_id = run_in_own_process(dict(os.environ), home, str(ranges), 500)
                 with dg.DagsterInstance.from_config(str(home)) as own:
-                    logs = [e.message for e in own.all_logs(run_id) if e.message]
+                    events = own.all_logs(run_id)
             else:
                 config = run_config(str(ranges), 500)
                 del config["execution"]
                 result = notifications_job().execute_in_process(instance=instance, run_config=config,
                                                                 raise_on_error=False)
                 assert result.success
-                logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
+                events = instance.all_logs(result.run_id)
+            logs = [e.message for e in events if e.message]
+            # the checks step added up what the range steps kept of their reads (no second read)
+            parity = dp.check_metadata(events)[("public/notifications", "checksum_parity")]
+            assert parity["source_read"] == "by this run's load", parity
             assert sum("landed:" in m for m in logs) == ranges
             if multiprocess:  # side by side: each range step in a process of its own
                 pids = {m.rsplit("in process ", 1)[1] for m in logs if " in process " in m}

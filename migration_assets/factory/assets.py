@@ -45,6 +45,7 @@ from migration_assets.target.bookkeeping import open_quarantine_count, open_quar
 from migration_assets.target.conformance import SchemaMismatch, check_conformance
 from migration_assets.target.lease import TTL_S, Owner, release
 from migration_assets.verify.canonical import table_sql
+from migration_assets.verify.load_digests import LoadDigests
 
 
 class LoadConfig(dg.Config):
@@ -175,7 +176,7 @@ def load_owner(context: dg.OpExecutionContext | dg.AssetExecutionContext, config
 def load_options(config: LoadConfig, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> LoadOptions:
     return LoadOptions(batch_size=config.batch_size, resume=config.resume, dry_run=config.dry_run,
                        run_id=context.run.run_id, lock_timeout_s=config.lock_timeout_s,
-                       owner=load_owner(context, config))
+                       owner=load_owner(context, config), digests=LoadDigests)
 
 
 def release_on_failure(loader: LoaderSpec) -> dg.HookDefinition:

@@ -63,6 +63,7 @@ def parity_results(key: dg.AssetKey, tv: TableVerification, diff: TableDiff | No
         "expected_checksum": tv.source.hexdigest,
         "actual_checksum": tv.target.hexdigest,
         "rows_compared": tv.source.count,
+        **(extra or {}),
         **(listed or {}),
     }
     if diff is not None:
@@ -192,15 +193,16 @@ def loader_check_results(loader: LoaderSpec, source: Source, conn: psycopg.Conne
                 yield as_result(e)
     root = table_key(loader.root.table)
     if names & {ROW_COUNT, CHECKSUM, FIELDS}:
-        yield from parity_pass(loader, source, conn, selected, log_event=log_event, workers=workers)
+        yield from parity_pass(loader, source, conn, selected, log_event=log_event, workers=workers, run_id=run_id)
     if dg.AssetCheckKey(root, QUARANTINE) in selected:
         yield quarantine_result(loader, conn)
     yield from invariant_results(loader, source, conn, selected, run_id)
 
 
 def parity_pass(loader: LoaderSpec, source: Source, conn: psycopg.Connection, selected: Collection[dg.AssetCheckKey],
-                *, log_event, workers: int) -> Iterator[dg.AssetCheckResult]:
-    v = verify_loader(loader, source, conn, workers=workers)
+                *, log_event, workers: int, run_id: str) -> Iterator[dg.AssetCheckResult]:
+    # After this run's own load, the source side is what the load read (one read of Mongo).
+    v = verify_loader(loader, source, conn, workers=workers, loaded_by=run_id)
     log_event(census_observation(loader, v.census))
     if dg.AssetCheckKey(table_key(loader.root.table), FIELDS) in selected:
         yield census_check(loader, v.census)
@@ -222,6 +224,7 @@ def parity_pass(loader: LoaderSpec, source: Source, conn: psycopg.Connection, se
         for result in parity_results(table_key(t.table), v.tables[t.table], table_diff, diff_stats=stats, extra={
             "source_documents": v.source_docs, "quarantined_documents": v.quarantined_docs,
             "source_seconds": round(v.seconds_source, 3), "target_seconds": round(v.seconds_target, 3),
+            "source_read": "afresh" if v.read_source else "by this run's load",
         }, listed=acknowledged):
             if dg.AssetCheckKey(result.asset_key, result.check_name) in selected:
                 yield result

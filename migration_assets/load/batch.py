@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from migration_assets.load.removal import remove_documents
-from migration_assets.load.report import LoadReport
+from migration_assets.load.report import BatchDigest, LoadReport
 from migration_assets.load.resolve import ReferenceResolver
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target import bookkeeping as bk
@@ -46,6 +46,15 @@ def refusal(result: DocResult, e: psycopg.Error) -> Rejected:
                               "message": f"{msg}{'; ' + detail if detail else ''}"[:1000]}])
 
 
+def fates(outs: Sequence[DocResult | Rejected], outcome: "BatchOutcome") -> list[str | None]:
+    """What became of each document of a batch, in order: None (written), "duplicate" (a later
+    occurrence of an ``_id``) or "content" (rejected for itself: its values, a missing parent,
+    a constraint)."""
+    refused = {r.legacy_id for r in outcome.rejected if r.code != "duplicate_id"}
+    return ["duplicate" if isinstance(o, Rejected) and o.code == "duplicate_id"
+            else "content" if isinstance(o, Rejected) or o.legacy_id in refused else None for o in outs]
+
+
 @dataclass
 class BatchOutcome:
     loaded: list[DocResult] = field(default_factory=list)
@@ -63,11 +72,12 @@ class BatchStep:
     in, and own references are their uuid5). ``dry``: rows go to the session's shadow tables
     and nothing is recorded. ``seen``: the keys met so far, where a source may repeat an
     ``_id`` (every later occurrence is rejected as a duplicate). ``range_no``: the range of a
-    ranged load whose checkpoint the batches advance."""
+    ranged load whose checkpoint the batches advance. ``digest``: each batch with a position
+    also commits the source side of the verification after the load (``LoadOptions.digests``)."""
 
     def __init__(self, loader: LoaderSpec, conn: psycopg.Connection, ctx: Mapping[str, Any], report: LoadReport, *,
                  run_id: str, fresh: bool, compiled: bool = True, dry: bool = False, seen: set[str] | None = None,
-                 range_no: int | None = None):
+                 range_no: int | None = None, digest: BatchDigest | None = None):
         self.loader = loader
         self.range_no = range_no
         self.conn = conn
@@ -79,12 +89,13 @@ class BatchStep:
         self.transform = DocumentTransform(loader, ctx, compiled=compiled, fresh=fresh)
         self.resolver = ReferenceResolver(loader, shadow=dry)
         self.writer = LoaderWriter(conn, loader, into=shadow_name if dry else None)
+        self.digest = None if dry else digest
 
     # --- stages -----------------------------------------------------------------------------
 
-    def transform_all(self, raws: Sequence[bytes]) -> tuple[list[DocResult], list[Rejected]]:
-        results: list[DocResult] = []
-        rejects: list[Rejected] = []
+    def transform_all(self, raws: Sequence[bytes]) -> list[DocResult | Rejected]:
+        """Each document's result, in the batch's order."""
+        outs: list[DocResult | Rejected] = []
         for raw in raws:
             out = self.transform(raw)
             if self.seen is not None:
@@ -94,8 +105,8 @@ class BatchStep:
                                                      "the first occurrence counts"}])
                 else:
                     self.seen.add(out.legacy_id)
-            (rejects if isinstance(out, Rejected) else results).append(out)
-        return results, rejects
+            outs.append(out)
+        return outs
 
     def write_isolating(self, results: list[DocResult], fresh: bool) -> list[Rejected]:
         """Write ``results``; documents refused by a constraint come back as rejections.
@@ -145,7 +156,9 @@ class BatchStep:
         """The batch through every stage; its rows, bookkeeping and checkpoint commit together."""
         timings = self.report.timings
         t = time.perf_counter()
-        results, rejects = self.transform_all(raws)
+        outs = self.transform_all(raws)
+        results = [o for o in outs if not isinstance(o, Rejected)]
+        rejects = [o for o in outs if isinstance(o, Rejected)]
         timings["decode_transform"] += time.perf_counter() - t
 
         t = time.perf_counter()
@@ -169,6 +182,13 @@ class BatchStep:
             if not self.dry:
                 bk.record_batch(self.conn, self.loader, outcome.loaded, outcome.rejected, self.run_id,
                                 self.checkpoint(outcome, position), fresh=self.fresh)
+            if self.digest is not None and position is not None:
+                td = time.perf_counter()
+                bk.record_load_digests(self.conn, self.loader.name, self.range_no, position, len(raws),
+                                       self.digest(raws, fates(outs, outcome)))
+                digesting = time.perf_counter() - td
+                timings["source_digests"] += digesting
+                t += digesting
         timings["write"] += time.perf_counter() - t
         self.count(outcome, position, len(raws))
         return outcome

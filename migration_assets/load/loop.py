@@ -39,7 +39,8 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
         # A span's reader also learns what the spans before it hold: their first occurrences count.
         seen = set(source.keys_before(loader.collection, position or (span.start if span else None)))
     step = BatchStep(loader, conn, ctx, report, run_id=options.run_id, fresh=fresh, compiled=options.compiled,
-                     dry=dry, seen=seen, range_no=span.no if span else None)
+                     dry=dry, seen=seen, range_no=span.no if span else None,
+                     digest=options.digests(loader, ctx) if options.digests else None)
     batches = (source.iter_span(loader.collection, span, after=position, batch_size=options.batch_size) if span
                else source.iter_batches(loader.collection, after=position, batch_size=options.batch_size))
     beat = Heartbeat(conn, loader.name, None if dry else options.owner)

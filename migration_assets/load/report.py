@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from migration_assets.specs.model import LoaderSpec
 from migration_assets.target.lease import Owner
+
+# What a batch's documents give the verification after the load (``verify/load_digests.py``
+# supplies it; the load never imports the verification): the raw documents of one batch and, for
+# each, None (expected in PostgreSQL) or why it was quarantined ("content" or "duplicate") ->
+# what commits with the batch (JSON).
+BatchDigest = Callable[[Sequence[bytes], Sequence[str | None]], Mapping[str, Any]]
 
 
 @dataclass
@@ -23,6 +31,9 @@ class LoadOptions:
     # The Dagster run asking, and the process that runs it: the load's lease (target/lease.py).
     # None (a direct call): the load holds no lease, and waits only for the lock and live leases.
     owner: Owner | None = None
+    # (loader, collection context) -> its BatchDigest: each batch keeps the source side of the
+    # first verification after the load (None: the verification reads the source again).
+    digests: Callable[[LoaderSpec, Mapping[str, Any]], BatchDigest] | None = None
 
 
 @dataclass

@@ -187,6 +187,20 @@ class Census:
             mine_keys = self.map_keys.setdefault(p, set())
             mine_keys.update(list(keys)[:max(0, DISTINCT_KEYS_KEPT - len(mine_keys))])
 
+    def to_json(self) -> dict[str, Any]:
+        """What a load keeps of its batches' census (``from_json`` reads it back)."""
+        return {"documents": self.documents, "shapes": [[sorted(s), n] for s, n in self.shapes.items()],
+                "ids": self.ids, "map_keys": {p: sorted(k) for p, k in self.map_keys.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Census:
+        out = cls(documents=data["documents"], ids={p: list(k) for p, k in data["ids"].items()},
+                  map_keys={p: set(k) for p, k in data["map_keys"].items()})
+        for shape, n in data["shapes"]:
+            out.shapes[frozenset((p, t) for p, t in shape)] += n
+        out.sampled = {p for p, k in out.ids.items() if len(k) >= SAMPLE_IDS}
+        return out
+
     @property
     def pairs(self) -> Counter:
         """(path, type) -> documents."""

@@ -1,7 +1,7 @@
 """Bookkeeping of the migration, the only writer of the ``migration`` schema's rows (and
 of ``id_map``): load checkpoints, the quarantine, id_map entries, deferred references,
-the rows the catch-up removed, acknowledged ledger conflicts, the ledger snapshot and the
-record of applied schema files.
+the rows the catch-up removed, acknowledged ledger conflicts, the source digests a load keeps,
+the ledger snapshot and the record of applied schema files.
 
 :func:`record_batch` writes everything a batch owes in the batch's own transaction, so its
 rows and its checkpoint commit together or not at all.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,7 @@ def start_generation(conn: psycopg.Connection, loader: str, fingerprint: str, fr
         """,
         [loader, fingerprint, fresh, run_id],
     ).fetchone()
+    conn.execute("DELETE FROM migration.load_source_digests WHERE loader = %s", [loader])
     return Checkpoint(*row)
 
 
@@ -475,6 +476,21 @@ def save_source_digests(conn: psycopg.Connection, loader: str, fingerprint: str,
             "INSERT INTO migration.source_digests (loader, prefix, fingerprint, raw_count, raw_sum, row_counts, "
             "row_sums) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [[loader, p, fingerprint, c, s, rc, rs] for p, (c, s, rc, rs) in buckets.items()])
+
+
+# --- the source side a load keeps for the verification after it -------------------------------
+
+def record_load_digests(conn: psycopg.Connection, loader: str, range_no: int | None, position: str,
+                        documents: int, digests: Mapping[str, Any]) -> None:
+    """One batch's share (in the batch's transaction: it commits with the rows and checkpoint)."""
+    conn.execute("INSERT INTO migration.load_source_digests (loader, range_no, position, documents, digests) "
+                 "VALUES (%s, %s, %s, %s, %s)", [loader, range_no, position, documents, Jsonb(digests)])
+
+
+def load_digests(conn: psycopg.Connection, loader: str) -> list[tuple[int, dict[str, Any]]]:
+    """(documents, digests) of every batch of the loader's current generation, in source order."""
+    return conn.execute("SELECT documents, digests FROM migration.load_source_digests WHERE loader = %s "
+                        "ORDER BY range_no NULLS FIRST, id", [loader]).fetchall()
 
 
 # --- the ledger snapshot ------------------------------------------------------------------

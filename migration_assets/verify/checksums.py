@@ -9,14 +9,11 @@ every table, ``source rows = target rows + quarantined rows`` must hold.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import multiprocessing as mp
 import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 
@@ -38,17 +35,18 @@ from migration_assets.verify.canonical import (
     table_sql,
 )
 from migration_assets.verify.compiled_canon import (
+    BUCKET_PREFIX,
     Buckets,
     compile_canon,
     digest_batch,
     digest_documents,
     fold,
     merge_buckets,
+    source_fingerprint,
 )
+from migration_assets.verify.load_digests import source_from_load
 from migration_assets.verify.quarantined import QuarantineIndex
 
-# ObjectIds start with their creation second in hex: 4 characters = ~18-hour windows.
-BUCKET_PREFIX = 4
 PARALLEL_MIN_DOCS = 50_000  # below this, starting worker processes costs more than it saves
 
 
@@ -89,6 +87,7 @@ class LoaderVerification:
     raw_buckets: dict[str, list[int]] = field(default_factory=dict)
     fingerprint: str = ""
     docs_canonicalized: int = 0
+    read_source: bool = True  # False: the source side is what the load before it kept
     # Documents whose rows cannot be rendered (a value of a type its column does not take):
     # expected absent from PostgreSQL, as the transform rejects them; key -> why.
     unmappable: dict[str, str] = field(default_factory=dict)
@@ -115,14 +114,16 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                   lo: str | None = None, hi: str | None = None, compiled: bool = True,
                   workers: int = 1, census: bool = True,
                   reuse: tuple[str | None, SavedBuckets] | None = None,
-                  documents: bool = False) -> LoaderVerification:
+                  documents: bool = False, loaded_by: str | None = None) -> LoaderVerification:
     """Counts and checksums of every table of ``loader``, both sides. ``workers`` > 1 hashes
     the source side in that many processes (large collections without a context);
     ``census``: take the field-path census in the same pass (the checks do; a catch-up
     pass does not need it). ``reuse``: digests a previous pass saved (fingerprint, buckets):
     every document's bytes are read and hashed, but only the prefixes whose bytes changed
     (or all, under another fingerprint) are canonicalized. ``documents``: keep each
-    canonicalized document's digests too (a catch-up pass that will locate differences)."""
+    canonicalized document's digests too (a catch-up pass that will locate differences).
+    ``loaded_by``: the run asking; when it completed the loader's load, the source side is what
+    that load's batches kept (``load_digests.py``), if it still holds, instead of a read."""
     result = LoaderVerification(loader.name)
     bucketed = lo is None and hi is None
     for t in loader.tables:
@@ -136,8 +137,20 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     scanned = scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi)
     kept = counted(loader, result, (d for d in scanned if d.key not in result.acknowledged))
     prefix = BUCKET_PREFIX if bucketed else None
-    if compiled:
-        acc: Buckets = {}
+    loaded = None
+    if loaded_by is not None and bucketed and compiled and reuse is None and not documents:
+        loaded = source_from_load(loader, conn, loaded_by, ctx, qindex, result.acknowledged)
+    acc: Buckets = {}
+    if loaded is not None:
+        result.read_source = False
+        acc = loaded.buckets
+        result.source_docs, result.quarantined_docs = loaded.source_docs, loaded.quarantined_docs
+        result.unmappable = loaded.unmappable
+        if census:
+            result.census = loaded.census
+        for t, rows in zip(loader.tables, loaded.quarantined_rows, strict=True):
+            result.tables[t.table].quarantined_rows = rows
+    elif compiled:
         if reuse is not None and bucketed:
             kept = changed_documents(loader, source, qindex, result, kept, reuse, acc)
         # Per document first, then folded into the prefixes: only for the prefixes whose bytes
@@ -154,13 +167,6 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
         else:
             digest_documents(acc, compile_canon(loader), (d.raw for d in kept), ctx, prefix,
                              result.census if census else None, result.unmappable)
-        for i, t in enumerate(loader.tables):
-            tv = result.tables[t.table]
-            for p, (c, s) in acc.items():
-                d = Digest(c[i], s[i])
-                tv.source.merge(d)
-                if bucketed:
-                    tv.source_buckets[p] = d
     else:
         for d in kept:
             if d.doc is None:
@@ -180,6 +186,13 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
                     tv.source.add(row.text)
                     if bucket is not None:
                         bucket.add(row.text)
+    for i, t in enumerate(loader.tables):  # the compiled side's or the load's per-prefix sums
+        tv = result.tables[t.table]
+        for p, (c, s) in acc.items():
+            d = Digest(c[i], s[i])
+            tv.source.merge(d)
+            if bucketed:
+                tv.source_buckets[p] = d
     result.seconds_source = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -197,22 +210,6 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
             tv.target = Digest(int(count), int(total))
     result.seconds_target = time.perf_counter() - t0
     return result
-
-
-def source_fingerprint(loader: LoaderSpec, ctx: Mapping) -> str:
-    """What the canonical digests of unchanged bytes depend on: the loader's canonical code,
-    the code of the canonical forms, and the collection-wide context."""
-    code = compile_canon(loader).source + "".join(canonical_code())
-    context = repr(sorted((k, sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in ctx.items()))
-    return hashlib.sha256(f"{code}\0{context}\0{BUCKET_PREFIX}".encode()).hexdigest()[:32]
-
-
-@functools.cache
-def canonical_code() -> tuple[str, ...]:
-    from migration_assets.specs import kinds
-    from migration_assets.verify import canonical, compiled_canon
-
-    return tuple(Path(m.__file__).read_text() for m in (kinds, canonical, compiled_canon))
 
 
 def changed_documents(loader: LoaderSpec, source: Source, qindex: QuarantineIndex, result: LoaderVerification,

@@ -10,9 +10,11 @@ so documents may be hashed in any order and in other processes (``digest_documen
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -27,6 +29,8 @@ from migration_assets.transform.codegen import base_env, build, default_lines, r
 from migration_assets.transform.compiled import uses_compute
 from migration_assets.verify.canonical import Unmappable, canonical_rows, hash60
 
+# ObjectIds start with their creation second in hex: 4 characters = ~18-hour windows.
+BUCKET_PREFIX = 4
 # Checksums only need epoch milliseconds (canonical dates are "d<ms>").
 CANON_OPTIONS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS)
 
@@ -182,3 +186,19 @@ def merge_buckets(acc: Buckets, part: Buckets) -> None:
         for i in range(len(c)):
             bucket[0][i] += c[i]
             bucket[1][i] += t[i]
+
+
+def source_fingerprint(loader: LoaderSpec, ctx: Mapping) -> str:
+    """What the canonical digests of unchanged bytes depend on: the loader's canonical code,
+    the code of the canonical forms, and the collection-wide context."""
+    code = compile_canon(loader).source + "".join(canonical_code())
+    context = repr(sorted((k, sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in ctx.items()))
+    return hashlib.sha256(f"{code}\0{context}\0{BUCKET_PREFIX}".encode()).hexdigest()[:32]
+
+
+@functools.cache
+def canonical_code() -> tuple[str, ...]:
+    from migration_assets.specs import kinds
+    from migration_assets.verify import canonical, compiled_canon
+
+    return tuple(Path(m.__file__).read_text() for m in (kinds, canonical, compiled_canon))

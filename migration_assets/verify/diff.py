@@ -50,12 +50,8 @@ from migration_assets.verify.canonical import (
     object_id_bounds,
     table_sql,
 )
-from migration_assets.verify.checksums import (
-    BUCKET_PREFIX,
-    LoaderVerification,
-    verify_loader,
-)
-from migration_assets.verify.compiled_canon import Buckets, compile_canon, digest_documents, fold
+from migration_assets.verify.checksums import LoaderVerification, verify_loader
+from migration_assets.verify.compiled_canon import BUCKET_PREFIX, Buckets, compile_canon, digest_documents, fold
 from migration_assets.verify.quarantined import QuarantineIndex
 
 STEP = 2  # hex characters per level: up to 256 children per range
