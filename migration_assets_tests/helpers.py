@@ -34,4 +34,4 @@ def source_side(v) -> dict:
     return {"tables": {t: (tv.source.hexdigest, tv.quarantined_rows, {p: d.hexdigest for p, d in tv.source_buckets.items()})
                        for t, tv in v.tables.items()},
             "documents": (v.source_docs, v.quarantined_docs), "unmappable": v.unmappable,
-            "census": (v.census.pairs, v.census.ids, v.census.map_keys)}
+            "census": (v.census.pairs, v.census.counts, v.census.ids, v.census.map_keys)}

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 
 import pytest
 from bson import ObjectId
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from migration_assets.factory.checks import census_check
 from migration_assets.source.census import Census, verdicts
 from migration_assets.source.live import LiveSource
 from migration_assets.specs.registry import all_loaders, loader_for_table
 from migration_assets.verify.checksums import verify_loader
+from migration_assets_tests.fixtures.any_bson import values
 from migration_assets_tests.helpers import check_evaluations, meta_value, run_job
 
 USERS = loader_for_table("users")
@@ -28,6 +32,30 @@ def test_the_sample_world_is_fully_mapped(world):
         for d in world.docs.get(loader.collection, ()):
             census.add(d, str(d["_id"]))
         assert [v.path for v in verdicts(loader, census) if v.status != "mapped"] == [], loader.name
+
+
+documents = st.lists(st.dictionaries(st.sampled_from(["a", "b", "tags", "5f" * 12, "2024-05-01"]), values(),
+                                     max_size=4), max_size=12)
+
+
+@pytest.mark.unit
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(documents, min_size=1, max_size=4))
+def test_batches_kept_as_json_add_up_to_one_census(batches):
+    """A load keeps each batch's census as JSON; added up, they say what one census of every
+    document says (paths, types, counts, sample _ids, map keys)."""
+    whole, parts = Census(), Census()
+    i = 0
+    for docs in batches:
+        part = Census()
+        for d in docs:
+            i += 1
+            whole.add(d, str(i))
+            part.add(d, str(i))
+        parts.merge(Census.from_json(json.loads(json.dumps(part.to_json()))))
+    assert (parts.documents, parts.pairs, parts.counts, parts.ids, parts.map_keys) == \
+        (whole.documents, whole.pairs, whole.counts, whole.ids, whole.map_keys)
+    assert parts.paths == whole.paths
 
 
 @pytest.mark.unit

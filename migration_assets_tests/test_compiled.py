@@ -31,7 +31,7 @@ from migration_assets.transform.compiled import coerce_money, compile_loader
 from migration_assets.transform.context import prepare_context
 from migration_assets.transform.document import reference_document
 from migration_assets.transform.results import Rejected
-from migration_assets.verify import checksums
+from migration_assets.verify import checksums, load_digests
 from migration_assets.verify.canonical import hash60, source_rows
 from migration_assets.verify.checksums import verify_loader
 from migration_assets.verify.compiled_canon import compile_canon
@@ -261,6 +261,7 @@ def test_compiled_load_equals_reference_load_in_postgres(world, make_target_db, 
     both sides' checksums with the compiled and the reference source-side code, and with the
     source side each load kept of what it read (``verify/load_digests.py``)."""
     monkeypatch.setattr(checksums, "PARALLEL_MIN_DOCS", 0)
+    monkeypatch.setattr(load_digests, "SIDE_PROCESS_MIN_DOCS", 0)  # the load's digests in a side process
     extra = awkward(world)
     docs = {c: list(v) + extra.get(c, []) for c, v in world.docs.items()}
     dup = dict(world.docs["purchaserequests"][3])

@@ -156,6 +156,8 @@ class BatchStep:
         """The batch through every stage; its rows, bookkeeping and checkpoint commit together."""
         timings = self.report.timings
         t = time.perf_counter()
+        # the source side of the checks after the load, worked out meanwhile (elsewhere, for a big collection)
+        digested = self.digest(raws) if self.digest is not None and position is not None else None
         outs = self.transform_all(raws)
         results = [o for o in outs if not isinstance(o, Rejected)]
         rejects = [o for o in outs if isinstance(o, Rejected)]
@@ -182,10 +184,10 @@ class BatchStep:
             if not self.dry:
                 bk.record_batch(self.conn, self.loader, outcome.loaded, outcome.rejected, self.run_id,
                                 self.checkpoint(outcome, position), fresh=self.fresh)
-            if self.digest is not None and position is not None:
+            if digested is not None:
                 td = time.perf_counter()
                 bk.record_load_digests(self.conn, self.loader.name, self.range_no, position, len(raws),
-                                       self.digest(raws, fates(outs, outcome)))
+                                       digested(fates(outs, outcome)))
                 digesting = time.perf_counter() - td
                 timings["source_digests"] += digesting
                 t += digesting

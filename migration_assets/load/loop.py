@@ -38,17 +38,24 @@ def load_batches(loader: LoaderSpec, source: Source, conn: psycopg.Connection, o
     if not source.ids_unique:
         # A span's reader also learns what the spans before it hold: their first occurrences count.
         seen = set(source.keys_before(loader.collection, position or (span.start if span else None)))
+    digest = None
+    if options.digests is not None and not dry:
+        expected = span.docs if span else total_docs
+        digest = options.digests(loader, ctx, source.count(loader.collection) if expected is None else expected)
     step = BatchStep(loader, conn, ctx, report, run_id=options.run_id, fresh=fresh, compiled=options.compiled,
-                     dry=dry, seen=seen, range_no=span.no if span else None,
-                     digest=options.digests(loader, ctx) if options.digests else None)
+                     dry=dry, seen=seen, range_no=span.no if span else None, digest=digest)
     batches = (source.iter_span(loader.collection, span, after=position, batch_size=options.batch_size) if span
                else source.iter_batches(loader.collection, after=position, batch_size=options.batch_size))
     beat = Heartbeat(conn, loader.name, None if dry else options.owner)
-    for batch in batches:
-        step.run(batch.docs, batch.position)
-        beat()
-        report.seconds = time.perf_counter() - t0
-        if progress:
-            progress(report, total_docs)
+    try:
+        for batch in batches:
+            step.run(batch.docs, batch.position)
+            beat()
+            report.seconds = time.perf_counter() - t0
+            if progress:
+                progress(report, total_docs)
+    finally:
+        if digest is not None:
+            digest.close()
     report.immutable_conflicts = sorted(step.writer.conflicts)
     report.cpu_s += time.process_time() - cpu0

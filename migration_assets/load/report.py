@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from migration_assets.specs.model import LoaderSpec
 from migration_assets.target.lease import Owner
 
-# What a batch's documents give the verification after the load (``verify/load_digests.py``
-# supplies it; the load never imports the verification): the raw documents of one batch and, for
-# each, None (expected in PostgreSQL) or why it was quarantined ("content" or "duplicate") ->
-# what commits with the batch (JSON).
-BatchDigest = Callable[[Sequence[bytes], Sequence[str | None]], Mapping[str, Any]]
+
+class BatchDigest(Protocol):
+    """What a batch's documents give the verification after the load (``verify/load_digests.py``
+    supplies it; the load never imports the verification). Called with a batch's raw documents
+    as the batch starts (it may work on them meanwhile, elsewhere); what it returns is called, in
+    the batch's transaction, with what became of each document (None: written; "content" or
+    "duplicate": quarantined) and gives what commits with the batch (JSON)."""
+
+    def __call__(self, raws: Sequence[bytes]) -> Callable[[Sequence[str | None]], Mapping[str, Any]]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -31,9 +37,9 @@ class LoadOptions:
     # The Dagster run asking, and the process that runs it: the load's lease (target/lease.py).
     # None (a direct call): the load holds no lease, and waits only for the lock and live leases.
     owner: Owner | None = None
-    # (loader, collection context) -> its BatchDigest: each batch keeps the source side of the
-    # first verification after the load (None: the verification reads the source again).
-    digests: Callable[[LoaderSpec, Mapping[str, Any]], BatchDigest] | None = None
+    # (loader, collection context, documents expected) -> its BatchDigest: each batch keeps the
+    # source side of the first verification after the load (None: it reads the source again).
+    digests: Callable[[LoaderSpec, Mapping[str, Any], int], BatchDigest] | None = None
 
 
 @dataclass

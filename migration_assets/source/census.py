@@ -188,16 +188,25 @@ class Census:
             mine_keys.update(list(keys)[:max(0, DISTINCT_KEYS_KEPT - len(mine_keys))])
 
     def to_json(self) -> dict[str, Any]:
-        """What a load keeps of its batches' census (``from_json`` reads it back)."""
-        return {"documents": self.documents, "shapes": [[sorted(s), n] for s, n in self.shapes.items()],
+        """What a load keeps of its batches' census (``from_json`` reads it back). Per path, the
+        sets of types documents hold there with their counts: everything ``pairs``, ``counts``
+        and ``paths`` say, in far less than the shapes (optional fields multiply shapes)."""
+        per_path: Counter = Counter()
+        for shape, n in self.shapes.items():
+            types: dict[str, list[str]] = {}
+            for p, t in shape:
+                types.setdefault(p, []).append(t)
+            for p, ts in types.items():
+                per_path[(p, tuple(sorted(ts)))] += n
+        return {"documents": self.documents, "types": [[p, list(ts), n] for (p, ts), n in per_path.items()],
                 "ids": self.ids, "map_keys": {p: sorted(k) for p, k in self.map_keys.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Census:
         out = cls(documents=data["documents"], ids={p: list(k) for p, k in data["ids"].items()},
                   map_keys={p: set(k) for p, k in data["map_keys"].items()})
-        for shape, n in data["shapes"]:
-            out.shapes[frozenset((p, t) for p, t in shape)] += n
+        for p, ts, n in data["types"]:  # one shape per path and type set: the same pairs and counts
+            out.shapes[frozenset((p, t) for t in ts)] += n
         out.sampled = {p for p, k in out.ids.items() if len(k) >= SAMPLE_IDS}
         return out
 

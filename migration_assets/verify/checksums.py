@@ -10,7 +10,6 @@ every table, ``source rows = target rows + quarantined rows`` must hold.
 from __future__ import annotations
 
 import multiprocessing as mp
-import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from migration_assets.verify.compiled_canon import (
     merge_buckets,
     source_fingerprint,
 )
-from migration_assets.verify.load_digests import source_from_load
+from migration_assets.verify.load_digests import default_signals, source_from_load
 from migration_assets.verify.quarantined import QuarantineIndex
 
 PARALLEL_MIN_DOCS = 50_000  # below this, starting worker processes costs more than it saves
@@ -300,11 +299,6 @@ def hash_in_processes(loader: LoaderSpec, docs: Iterator[Scanned], prefix: int |
         raise
     finally:
         pool.join()
-
-
-def default_signals() -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
 
 
 # --- remaps -------------------------------------------------------------------------------

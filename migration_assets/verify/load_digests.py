@@ -19,7 +19,10 @@ afresh.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import multiprocessing
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,7 @@ import psycopg
 from migration_assets.source.census import Census
 from migration_assets.source.documents import decode, raw_key
 from migration_assets.specs.model import LoaderSpec
+from migration_assets.specs.registry import loader_named
 from migration_assets.target import bookkeeping as bk
 from migration_assets.verify.canonical import Unmappable
 from migration_assets.verify.compiled_canon import (
@@ -39,42 +43,95 @@ from migration_assets.verify.compiled_canon import (
 )
 from migration_assets.verify.quarantined import QuarantineIndex
 
+# Below this many documents a side process costs more to start than it saves.
+SIDE_PROCESS_MIN_DOCS = 50_000
+DocumentDigests = list[tuple[str, list[int] | None, list[int] | str]]  # key, counts, sums | why unmappable
+
+
+def digest_each(loader: LoaderSpec, raws: Sequence[bytes], ctx: Mapping[str, Any]) -> tuple[DocumentDigests, dict]:
+    """Each document's canonical digests per table (or why it cannot map), and the census of the
+    batch (every document that decodes: the verification's census holds the quarantined too)."""
+    code = compile_canon(loader)
+    n = len(loader.tables)
+    census = Census()
+    out: DocumentDigests = []
+    for raw in raws:
+        key = raw_key(raw)
+        counts, sums = [0] * n, [0] * n
+        try:
+            code.add(raw, ctx, counts, sums, census, key)
+            out.append((key, counts, sums))
+        except Unmappable as e:
+            out.append((key, None, e.reason))
+    return out, census.to_json()
+
+
+def digest_named(name: str, raws: list[bytes]) -> tuple[DocumentDigests, dict]:
+    """:func:`digest_each` in the side process (loaders without a collection context)."""
+    return digest_each(loader_named(name), raws, {})
+
 
 class LoadDigests:
-    """A load's :data:`~migration_assets.load.report.BatchDigest` for one loader and context."""
+    """A load's :class:`~migration_assets.load.report.BatchDigest` for one loader and context.
+    A big collection's batches are digested in a side process while this one transforms and
+    writes them (the load's process and its PostgreSQL backend take turns, so on two cores one
+    is mostly free); a small one's, here."""
 
-    def __init__(self, loader: LoaderSpec, ctx: Mapping[str, Any]):
+    def __init__(self, loader: LoaderSpec, ctx: Mapping[str, Any], docs: int):
         self.loader = loader
         self.ctx = ctx
-        self.code = compile_canon(loader)
         self.fingerprint = source_fingerprint(loader, ctx)
+        self.side: ProcessPoolExecutor | None = None
+        if docs >= SIDE_PROCESS_MIN_DOCS and not ctx:
+            mp = multiprocessing.get_context("forkserver")  # forking a threaded process can copy a taken lock
+            mp.set_forkserver_preload(["migration_assets.verify.load_digests"])
+            self.side = ProcessPoolExecutor(1, mp_context=mp, initializer=default_signals)
 
-    def __call__(self, raws: Sequence[bytes], fates: Sequence[str | None]) -> dict[str, Any]:
+    def __call__(self, raws: Sequence[bytes]) -> Callable[[Sequence[str | None]], dict[str, Any]]:
+        if self.side is not None:
+            future = self.side.submit(digest_named, self.loader.name, list(raws))
+            return lambda fates: self.payload(raws, fates, *future.result())
+        return lambda fates: self.payload(raws, fates, *digest_each(self.loader, raws, self.ctx))
+
+    def payload(self, raws: Sequence[bytes], fates: Sequence[str | None], each: DocumentDigests,
+                census: dict) -> dict[str, Any]:
+        """What commits with the batch: the written documents' digests per prefix (the others'
+        row counts, listed), the census, the documents that cannot map."""
         n = len(self.loader.tables)
         buckets: Buckets = {}
-        census = Census()
         unmappable: dict[str, str] = {}
         quarantined: list[list[Any]] = []  # [key, fate, rows per table (None: undecodable)]
-        for raw, fate in zip(raws, fates, strict=True):
-            key = raw_key(raw)
-            if fate is None:
+        for raw, fate, (key, counts, sums) in zip(raws, fates, each, strict=True):
+            if fate is not None:
+                try:
+                    doc = decode(raw)
+                except Exception:
+                    quarantined.append([key, fate, None])
+                    continue
+                quarantined.append([key, fate, [sum(1 for _ in t.rows.sources(doc)) for t in self.loader.tables]])
+            elif counts is None:
+                unmappable[key] = sums
+            else:
                 bucket = buckets.get(key[:BUCKET_PREFIX])
                 if bucket is None:
                     bucket = buckets[key[:BUCKET_PREFIX]] = ([0] * n, [0] * n)
-                try:
-                    self.code.add(raw, self.ctx, bucket[0], bucket[1], census, key)
-                except Unmappable as e:
-                    unmappable[key] = e.reason
-                continue
-            try:
-                doc = decode(raw)
-            except Exception:
-                quarantined.append([key, fate, None])
-                continue
-            census.add(doc, key)
-            quarantined.append([key, fate, [sum(1 for _ in t.rows.sources(doc)) for t in self.loader.tables]])
-        return {"fingerprint": self.fingerprint, "buckets": buckets, "census": census.to_json(),
+                for i in range(n):
+                    bucket[0][i] += counts[i]
+                    bucket[1][i] += sums[i]
+        return {"fingerprint": self.fingerprint, "buckets": buckets, "census": census,
                 "unmappable": unmappable, "quarantined": quarantined}
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.shutdown(wait=True, cancel_futures=True)
+            self.side = None
+
+
+def default_signals() -> None:
+    """A side process starts with the default signal dispositions (one inherited as ignored
+    could never be stopped)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 @dataclass
