@@ -19,6 +19,7 @@ afresh.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import signal
 from collections.abc import Callable, Mapping, Sequence
@@ -43,88 +44,101 @@ from migration_assets.verify.compiled_canon import (
 )
 from migration_assets.verify.quarantined import QuarantineIndex
 
-# Below this many documents a side process costs more to start than it saves.
-SIDE_PROCESS_MIN_DOCS = 50_000
-DocumentDigests = list[tuple[str, list[int] | None, list[int] | str]]  # key, counts, sums | why unmappable
+# Below this many documents, the side process's start costs more than it saves (it is started
+# once per process and kept for the loaders after).
+SIDE_PROCESS_MIN_DOCS = 20_000
+Unmapped = list[tuple[int, str, str]]  # (position in the batch, key, why the document cannot map)
 
 
-def digest_each(loader: LoaderSpec, raws: Sequence[bytes], ctx: Mapping[str, Any]) -> tuple[DocumentDigests, dict]:
-    """Each document's canonical digests per table (or why it cannot map), and the census of the
-    batch (every document that decodes: the verification's census holds the quarantined too)."""
+def digest_all(loader: LoaderSpec, raws: Sequence[bytes], ctx: Mapping[str, Any]) -> tuple[Buckets, dict, Unmapped]:
+    """Every document's canonical digests per ``_id`` prefix and table, the census of the batch
+    (every document that decodes: the verification's census holds the quarantined too), and
+    the documents that cannot map."""
     code = compile_canon(loader)
     n = len(loader.tables)
     census = Census()
-    out: DocumentDigests = []
-    for raw in raws:
+    buckets: Buckets = {}
+    unmapped: Unmapped = []
+    for i, raw in enumerate(raws):
         key = raw_key(raw)
-        counts, sums = [0] * n, [0] * n
+        bucket = buckets.get(key[:BUCKET_PREFIX])
+        if bucket is None:
+            bucket = buckets[key[:BUCKET_PREFIX]] = ([0] * n, [0] * n)
         try:
-            code.add(raw, ctx, counts, sums, census, key)
-            out.append((key, counts, sums))
+            code.add(raw, ctx, bucket[0], bucket[1], census, key)
         except Unmappable as e:
-            out.append((key, None, e.reason))
-    return out, census.to_json()
+            unmapped.append((i, key, e.reason))
+    return buckets, census.to_json(), unmapped
 
 
-def digest_named(name: str, raws: list[bytes]) -> tuple[DocumentDigests, dict]:
-    """:func:`digest_each` in the side process (loaders without a collection context)."""
-    return digest_each(loader_named(name), raws, {})
+def digest_named(name: str, raws: list[bytes]) -> tuple[Buckets, dict, Unmapped]:
+    """:func:`digest_all` in the side process (loaders without a collection context)."""
+    return digest_all(loader_named(name), raws, {})
+
+
+_side: ProcessPoolExecutor | None = None
+
+
+def side_process() -> ProcessPoolExecutor:
+    """The one side process of this process, started on first use and kept for later loads."""
+    global _side
+    if _side is None:
+        mp = multiprocessing.get_context("forkserver")  # forking a threaded process can copy a taken lock
+        mp.set_forkserver_preload(["migration_assets.verify.load_digests"])
+        _side = ProcessPoolExecutor(1, mp_context=mp, initializer=default_signals)
+        atexit.register(_side.shutdown, wait=False, cancel_futures=True)
+    return _side
 
 
 class LoadDigests:
     """A load's :class:`~migration_assets.load.report.BatchDigest` for one loader and context.
     A big collection's batches are digested in a side process while this one transforms and
     writes them (the load's process and its PostgreSQL backend take turns, so on two cores one
-    is mostly free); a small one's, here."""
+    is mostly free); a small one's, here. The few documents the batch quarantined are taken out
+    afterwards, here."""
 
     def __init__(self, loader: LoaderSpec, ctx: Mapping[str, Any], docs: int):
         self.loader = loader
         self.ctx = ctx
         self.fingerprint = source_fingerprint(loader, ctx)
-        self.side: ProcessPoolExecutor | None = None
-        if docs >= SIDE_PROCESS_MIN_DOCS and not ctx:
-            mp = multiprocessing.get_context("forkserver")  # forking a threaded process can copy a taken lock
-            mp.set_forkserver_preload(["migration_assets.verify.load_digests"])
-            self.side = ProcessPoolExecutor(1, mp_context=mp, initializer=default_signals)
+        self.side = side_process() if docs >= SIDE_PROCESS_MIN_DOCS and not ctx else None
 
     def __call__(self, raws: Sequence[bytes]) -> Callable[[Sequence[str | None]], dict[str, Any]]:
         if self.side is not None:
             future = self.side.submit(digest_named, self.loader.name, list(raws))
             return lambda fates: self.payload(raws, fates, *future.result())
-        return lambda fates: self.payload(raws, fates, *digest_each(self.loader, raws, self.ctx))
+        return lambda fates: self.payload(raws, fates, *digest_all(self.loader, raws, self.ctx))
 
-    def payload(self, raws: Sequence[bytes], fates: Sequence[str | None], each: DocumentDigests,
-                census: dict) -> dict[str, Any]:
+    def payload(self, raws: Sequence[bytes], fates: Sequence[str | None], buckets: Buckets, census: dict,
+                unmapped: Unmapped) -> dict[str, Any]:
         """What commits with the batch: the written documents' digests per prefix (the others'
-        row counts, listed), the census, the documents that cannot map."""
-        n = len(self.loader.tables)
-        buckets: Buckets = {}
-        unmappable: dict[str, str] = {}
+        row counts, listed), the census, the written documents that cannot map."""
         quarantined: list[list[Any]] = []  # [key, fate, rows per table (None: undecodable)]
-        for raw, fate, (key, counts, sums) in zip(raws, fates, each, strict=True):
-            if fate is not None:
-                try:
-                    doc = decode(raw)
-                except Exception:
-                    quarantined.append([key, fate, None])
-                    continue
-                quarantined.append([key, fate, [sum(1 for _ in t.rows.sources(doc)) for t in self.loader.tables]])
-            elif counts is None:
-                unmappable[key] = sums
-            else:
-                bucket = buckets.get(key[:BUCKET_PREFIX])
-                if bucket is None:
-                    bucket = buckets[key[:BUCKET_PREFIX]] = ([0] * n, [0] * n)
-                for i in range(n):
-                    bucket[0][i] += counts[i]
-                    bucket[1][i] += sums[i]
+        for raw, fate in zip(raws, fates, strict=True):
+            if fate is None:
+                continue
+            out, _, _ = digest_all(self.loader, [raw], self.ctx)
+            ((prefix, (counts, sums)),) = out.items()
+            bucket = buckets[prefix]
+            for i in range(len(counts)):
+                bucket[0][i] -= counts[i]
+                bucket[1][i] -= sums[i]
+            key = raw_key(raw)
+            try:
+                doc = decode(raw)
+            except Exception:
+                quarantined.append([key, fate, None])
+                continue
+            quarantined.append([key, fate, [sum(1 for _ in t.rows.sources(doc)) for t in self.loader.tables]])
+        # a prefix stays where a written document has it (as in a verification's own pass)
+        written = {raw_key(raw)[:BUCKET_PREFIX] for raw, fate in zip(raws, fates) if fate is None}
+        buckets = {p: b for p, b in buckets.items() if p in written}
         return {"fingerprint": self.fingerprint, "buckets": buckets, "census": census,
-                "unmappable": unmappable, "quarantined": quarantined}
+                "unmappable": {key: why for i, key, why in unmapped if fates[i] is None},
+                "quarantined": quarantined}
 
     def close(self) -> None:
-        if self.side is not None:
-            self.side.shutdown(wait=True, cancel_futures=True)
-            self.side = None
+        """Nothing to release: the side process stays for the next load of this process."""
 
 
 def default_signals() -> None:
