@@ -106,7 +106,7 @@ def test_schema_installs_then_adopts(stack_env, pg_server, tmp_path, capsys):
         assert rc == 0 and "schema: install: 184 created" in out, out
         assert "0000_core_enums_id_map_categories.sql: type user_role: created" in out
         rc, out = stack.run(capsys, "schema")
-        assert rc == 0 and "schema: adopt: 0 created, 185 present, 0 kept" in out, out
+        assert rc == 0 and "schema: adopt: 0 created, 186 present, 0 kept" in out, out
     finally:
         drop_databases(pg_server, name)
 

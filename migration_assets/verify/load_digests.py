@@ -19,7 +19,6 @@ afresh.
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import signal
 from collections.abc import Callable, Mapping, Sequence
@@ -44,8 +43,7 @@ from migration_assets.verify.compiled_canon import (
 )
 from migration_assets.verify.quarantined import QuarantineIndex
 
-# Below this many documents, the side process's start costs more than it saves (it is started
-# once per process and kept for the loaders after).
+# Below this many documents, the side process's start costs more than it saves.
 SIDE_PROCESS_MIN_DOCS = 20_000
 Unmapped = list[tuple[int, str, str]]  # (position in the batch, key, why the document cannot map)
 
@@ -76,18 +74,13 @@ def digest_named(name: str, raws: list[bytes]) -> tuple[Buckets, dict, Unmapped]
     return digest_all(loader_named(name), raws, {})
 
 
-_side: ProcessPoolExecutor | None = None
-
-
 def side_process() -> ProcessPoolExecutor:
-    """The one side process of this process, started on first use and kept for later loads."""
-    global _side
-    if _side is None:
-        mp = multiprocessing.get_context("forkserver")  # forking a threaded process can copy a taken lock
-        mp.set_forkserver_preload(["migration_assets.verify.load_digests"])
-        _side = ProcessPoolExecutor(1, mp_context=mp, initializer=default_signals)
-        atexit.register(_side.shutdown, wait=False, cancel_futures=True)
-    return _side
+    """A side process for one load; the load stops it at its end, while this process is whole (a
+    process multiprocessing started, a Dagster step, runs no atexit hooks and joins its children
+    as it ends: a side process left waiting for work would keep it alive)."""
+    mp = multiprocessing.get_context("forkserver")  # forking a threaded process can copy a taken lock
+    mp.set_forkserver_preload(["migration_assets.verify.load_digests"])
+    return ProcessPoolExecutor(1, mp_context=mp, initializer=default_signals)
 
 
 class LoadDigests:
@@ -138,7 +131,9 @@ class LoadDigests:
                 "quarantined": quarantined}
 
     def close(self) -> None:
-        """Nothing to release: the side process stays for the next load of this process."""
+        if self.side is not None:
+            self.side.shutdown(wait=True, cancel_futures=True)
+            self.side = None
 
 
 def default_signals() -> None:
