@@ -8,6 +8,7 @@ test_faults_resume.py (a load killed twice with SIGKILL, then resumed)."""
 from __future__ import annotations
 
 import bson
+import psutil
 import pytest
 
 from migration_assets.generator.writers import write_dump
@@ -16,6 +17,7 @@ from migration_assets.load.run import run_loader
 from migration_assets.source.dump import DumpSource
 from migration_assets.specs.registry import loader_for_table
 from migration_assets.target import guard as tg
+from migration_assets.verify import load_digests
 from migration_assets.verify.checksums import verify_loader
 from migration_assets.verify.load_digests import LoadDigests
 from migration_assets_tests.helpers import source_side
@@ -64,3 +66,29 @@ def test_only_the_loading_run_uses_what_its_load_kept_and_only_while_it_holds(tm
         assert verify_loader(USERS, source, conn, loaded_by="r1").read_source
         again = verify_loader(USERS, source, conn, loaded_by="r3")
         assert not again.read_source and source_side(again) == source_side(fresh)
+
+
+def test_a_side_process_that_dies_costs_the_load_nothing(tmp_path, world, target_url, monkeypatch):
+    """The side process killed mid-load (as the out-of-memory killer would): the load goes on
+    digesting its batches itself, and what it kept still equals a fresh read."""
+    monkeypatch.setattr(load_digests, "SIDE_PROCESS_MIN_DOCS", 0)
+    write_dump(tmp_path, "marketplace", {"users": world.docs["users"]})
+    source = DumpSource(tmp_path, "marketplace")
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    killed = []
+
+    def kill_the_side_process(report, total):
+        if report.batches == 2 and not killed:
+            for p in me.children(recursive=True):  # the worker, forked by the forkserver (a child of ours)
+                if p.pid not in before and p.ppid() != me.pid:
+                    p.kill()
+                    killed.append(p.pid)
+
+    with tg.connect(target_url, ["127.0.0.1"]) as conn:
+        report = run_loader(USERS, source, conn, LoadOptions(batch_size=7, run_id="r1", digests=LoadDigests),
+                            progress=kill_the_side_process)
+        assert killed and report.docs_loaded == len(world.docs["users"])
+        kept = verify_loader(USERS, source, conn, loaded_by="r1")
+        assert not kept.read_source and kept.ok
+        assert source_side(kept) == source_side(verify_loader(USERS, source, conn))

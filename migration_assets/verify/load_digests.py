@@ -22,7 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +98,24 @@ class LoadDigests:
 
     def __call__(self, raws: Sequence[bytes]) -> Callable[[Sequence[str | None]], dict[str, Any]]:
         if self.side is not None:
-            future = self.side.submit(digest_named, self.loader.name, list(raws))
-            return lambda fates: self.payload(raws, fates, *future.result())
+            try:
+                future = self.side.submit(digest_named, self.loader.name, list(raws))
+            except BrokenExecutor:
+                return self.here(raws)
+            return lambda fates: self.payload(raws, fates, *self.result(future, raws))
+        return self.here(raws)
+
+    def here(self, raws: Sequence[bytes]) -> Callable[[Sequence[str | None]], dict[str, Any]]:
         return lambda fates: self.payload(raws, fates, *digest_all(self.loader, raws, self.ctx))
+
+    def result(self, future: Future, raws: Sequence[bytes]) -> tuple[Buckets, dict, Unmapped]:
+        """The side process's work; if it died (killed, out of memory), this batch and the next
+        are digested here: the load goes on, its checks lose nothing."""
+        try:
+            return future.result()
+        except BrokenExecutor:
+            self.close()
+            return digest_all(self.loader, raws, self.ctx)
 
     def payload(self, raws: Sequence[bytes], fates: Sequence[str | None], buckets: Buckets, census: dict,
                 unmapped: Unmapped) -> dict[str, Any]:
@@ -131,9 +146,9 @@ class LoadDigests:
                 "quarantined": quarantined}
 
     def close(self) -> None:
-        if self.side is not None:
-            self.side.shutdown(wait=True, cancel_futures=True)
-            self.side = None
+        side, self.side = self.side, None
+        if side is not None:
+            side.shutdown(wait=True, cancel_futures=True)
 
 
 def default_signals() -> None:
