@@ -46,7 +46,7 @@ def refusal(result: DocResult, e: psycopg.Error) -> Rejected:
                               "message": f"{msg}{'; ' + detail if detail else ''}"[:1000]}])
 
 
-def fates(outs: Sequence[DocResult | Rejected], outcome: "BatchOutcome") -> list[str | None]:
+def fates(outs: Sequence[DocResult | Rejected], outcome: BatchOutcome) -> list[str | None]:
     """What became of each document of a batch, in order: None (written), "duplicate" (a later
     occurrence of an ``_id``) or "content" (rejected for itself: its values, a missing parent,
     a constraint)."""

@@ -38,6 +38,7 @@ from migration_assets.verify.compiled_canon import (
     BUCKET_PREFIX,
     Buckets,
     compile_canon,
+    digest_documents,
     merge_buckets,
     source_fingerprint,
 )
@@ -51,7 +52,8 @@ Unmapped = list[tuple[int, str, str]]  # (position in the batch, key, why the do
 def digest_all(loader: LoaderSpec, raws: Sequence[bytes], ctx: Mapping[str, Any]) -> tuple[Buckets, dict, Unmapped]:
     """Every document's canonical digests per ``_id`` prefix and table, the census of the batch
     (every document that decodes: the verification's census holds the quarantined too), and
-    the documents that cannot map."""
+    the documents that cannot map, by position: ``digest_documents`` keys them by ``_id``, and a
+    batch may hold an ``_id`` twice, written once and quarantined once."""
     code = compile_canon(loader)
     n = len(loader.tables)
     census = Census()
@@ -125,7 +127,7 @@ class LoadDigests:
         for raw, fate in zip(raws, fates, strict=True):
             if fate is None:
                 continue
-            out, _, _ = digest_all(self.loader, [raw], self.ctx)
+            out = digest_documents({}, compile_canon(self.loader), [raw], self.ctx, BUCKET_PREFIX)
             ((prefix, (counts, sums)),) = out.items()
             bucket = buckets[prefix]
             for i in range(len(counts)):
