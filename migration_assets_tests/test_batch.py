@@ -49,3 +49,47 @@ def test_a_row_written_meanwhile_by_the_application_is_merged(target_conn):
     assert outcome.rejected == [] and len(outcome.loaded) == 5
     assert target_conn.execute("SELECT email FROM users WHERE legacy_object_id = %s", [legacy]).fetchone()[0] == \
         "u3@example.com"
+
+
+# --- pending deferred references in a fresh load -------------------------------------------
+
+CATEGORIES = loader_for_table("categories")
+
+
+def category(oid: ObjectId, parent: ObjectId | None = None) -> bytes:
+    import datetime as dt
+
+    doc = {"_id": oid, "name": f"c{oid}", "slug": f"c-{oid}", "createdAt": dt.datetime(2024, 1, 1)}
+    return bson.encode({**doc, **({"parent": parent} if parent else {})})
+
+
+def pending(conn) -> list[tuple[str, str]]:
+    return sorted(conn.execute("SELECT source_legacy_id, ref_legacy_id FROM migration.deferred_refs "
+                               "WHERE target_table = 'categories'").fetchall())
+
+
+def test_a_fresh_load_with_nothing_pending_records_its_references_without_clearing(target_conn):
+    a, b, c = ObjectId(), ObjectId(), ObjectId()
+    step = BatchStep(CATEGORIES, target_conn, {}, LoadReport("categories"), run_id="t", fresh=True)
+    assert step.clears_deferred is False
+    step.run([category(a, parent=c), category(b)], position="1")
+    step.run([category(c, parent=b)], position="2")
+    assert pending(target_conn) == sorted([(str(a), str(c)), (str(c), str(b))])
+
+
+def test_a_fresh_load_clears_what_an_earlier_generation_left_pending(target_conn):
+    """Empty tables, but an entry left by an earlier load (its rows since removed) for a
+    document that no longer has a parent: the fresh load must drop it, or the remap would
+    give the category the parent it lost."""
+    from migration_assets.target.bookkeeping import apply_deferred, upsert_deferred
+
+    child, parent = ObjectId(), ObjectId()
+    upsert_deferred(target_conn, [("categories", "parent_id", new_id("categories", str(child)), str(child),
+                                   "categories", str(parent))])
+    step = BatchStep(CATEGORIES, target_conn, {}, LoadReport("categories"), run_id="t", fresh=True)
+    assert step.clears_deferred is True
+    step.run([category(parent), category(child)], position="1")
+    assert pending(target_conn) == []
+    apply_deferred(target_conn, "categories", "parent_id", "categories")
+    assert target_conn.execute("SELECT parent_id FROM categories WHERE legacy_object_id = %s",
+                               [str(child)]).fetchone()[0] is None

@@ -90,6 +90,11 @@ class BatchStep:
         self.resolver = ReferenceResolver(loader, shadow=dry)
         self.writer = LoaderWriter(conn, loader, into=shadow_name if dry else None)
         self.digest = None if dry else digest
+        # A fresh load that starts with no pending deferred reference for its tables only ever
+        # holds entries its own batches added, for documents that hold the reference and that
+        # no later batch repeats (a repeated _id is rejected): no batch has entries to clear.
+        self.clears_deferred = not fresh or (not dry and any(c.deferred for t in loader.tables for c in t.columns)
+                                             and bk.has_deferred(conn, loader))
 
     # --- stages -----------------------------------------------------------------------------
 
@@ -183,7 +188,8 @@ class BatchStep:
                     self.withdraw(outcome, refused)
             if not self.dry:
                 bk.record_batch(self.conn, self.loader, outcome.loaded, outcome.rejected, self.run_id,
-                                self.checkpoint(outcome, position), fresh=self.fresh)
+                                self.checkpoint(outcome, position), fresh=self.fresh,
+                                clear_deferred_refs=self.clears_deferred)
             if digested is not None:
                 td = time.perf_counter()
                 bk.record_load_digests(self.conn, self.loader.name, self.range_no, position, len(raws),

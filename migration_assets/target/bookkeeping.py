@@ -333,6 +333,12 @@ def upsert_deferred(conn: psycopg.Connection, items: Sequence[tuple[str, str, uu
     )
 
 
+def has_deferred(conn: psycopg.Connection, loader: LoaderSpec) -> bool:
+    """Whether any pending deferred reference names one of the loader's tables."""
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM migration.deferred_refs WHERE target_table = ANY(%s))",
+                        [list(loader.table_names)]).fetchone()[0]
+
+
 def clear_deferred(conn: psycopg.Connection, table: str, column: str, row_ids: Sequence[uuid.UUID]) -> None:
     """Documents that no longer hold the reference drop their pending entry."""
     if row_ids:
@@ -370,11 +376,13 @@ def apply_deferred(conn: psycopg.Connection, table: str, column: str, ref_table:
 
 def record_batch(conn: psycopg.Connection, loader: LoaderSpec, results: Sequence[DocResult],
                  rejected: Sequence[Rejected], run_id: str, checkpoint: Checkpoint | None, *,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, clear_deferred_refs: bool = True) -> None:
     """Everything a written batch owes, in its transaction: quarantine entries for the
     rejected documents and the closing of entries of documents that now load, id_map
     entries, pending deferred references, and the checkpoint (None: a re-sync, which has no
-    position). ``fresh``: the rows went into empty tables (their id_map entries are new)."""
+    position). ``fresh``: the rows went into empty tables (their id_map entries are new).
+    ``clear_deferred_refs=False``: no document of the batch can have a pending entry (see
+    ``BatchStep``), so none is looked for; the lookup's cost grows with the pending entries."""
     root = loader.root
     id_idx = root.column_names.index("id")
     write_quarantine(conn, loader.name, loader.collection, run_id, [quarantine_entry(r) for r in rejected])
@@ -389,7 +397,7 @@ def record_batch(conn: psycopg.Connection, loader: LoaderSpec, results: Sequence
         root_id = r.rows[root.table][0][id_idx]
         for d in r.deferred:
             pending.append((d.table, d.column, root_id, r.legacy_id, d.ref.table, d.ref.legacy_id))
-    for table in loader.tables:
+    for table in loader.tables if clear_deferred_refs else ():
         for c in table.columns:
             if c.deferred:
                 # Documents that no longer hold the reference drop their pending entry.
