@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -43,7 +43,7 @@ from migration_assets.verify.compiled_canon import (
     merge_buckets,
     source_fingerprint,
 )
-from migration_assets.verify.load_digests import default_signals, source_from_load
+from migration_assets.verify.load_digests import FromLoad, default_signals, source_from_load
 from migration_assets.verify.quarantined import QuarantineIndex
 
 PARALLEL_MIN_DOCS = 50_000  # below this, starting worker processes costs more than it saves
@@ -135,10 +135,44 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
     t0 = time.perf_counter()
     scanned = scan(source, loader.collection, skip=qindex.scanner(), lo=lo, hi=hi)
     kept = counted(loader, result, (d for d in scanned if d.key not in result.acknowledged))
-    prefix = BUCKET_PREFIX if bucketed else None
     loaded = None
     if loaded_by is not None and bucketed and compiled and reuse is None and not documents:
         loaded = source_from_load(loader, conn, loaded_by, ctx, qindex, result.acknowledged)
+    # The target side's aggregates go to PostgreSQL now (pipeline mode) and are read after the
+    # source side: the server computes them while this process reads the source.
+    with conn.pipeline():
+        target = [(t, conn.execute(*target_query(t, result.acknowledged, bucketed, lo, hi))) for t in loader.tables]
+        source_side(loader, source, result, kept, ctx, qindex, loaded, reuse=reuse, compiled=compiled,
+                    workers=workers, census=census, documents=documents, bucketed=bucketed)
+        result.seconds_source = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for t, cur in target:
+            tv = result.tables[t.table]
+            if bucketed:
+                for p, count, total in cur.fetchall():
+                    # prefix None: child rows whose parent is gone (the diff reports them apart)
+                    tv.target_buckets[p] = Digest(int(count), int(total))
+                    tv.target.merge(Digest(int(count), int(total)))
+            else:
+                count, total = cur.fetchone()
+                tv.target = Digest(int(count), int(total))
+        result.seconds_target = time.perf_counter() - t0  # what the source side left to wait for
+    return result
+
+
+def target_query(table: TableSpec, acknowledged: Collection[str], bucketed: bool, lo: str | None,
+                 hi: str | None) -> tuple[str, list]:
+    """The table's digest in SQL: per ``_id`` prefix, or of the range [lo, hi)."""
+    sql = table_sql(table, acknowledged)
+    return sql.prefix_digest_query(BUCKET_PREFIX) if bucketed else sql.digest_query(lo, hi)
+
+
+def source_side(loader: LoaderSpec, source: Source, result: LoaderVerification, kept: Iterator[Scanned],
+                ctx: Mapping, qindex: QuarantineIndex, loaded: FromLoad | None, *,
+                reuse: tuple[str | None, SavedBuckets] | None, compiled: bool, workers: int, census: bool,
+                documents: bool, bucketed: bool) -> None:
+    """The Mongo side of ``result``: from what the run's load kept (``loaded``), or read."""
+    prefix = BUCKET_PREFIX if bucketed else None
     acc: Buckets = {}
     if loaded is not None:
         result.read_source = False
@@ -192,23 +226,6 @@ def verify_loader(loader: LoaderSpec, source: Source, conn: psycopg.Connection, 
             tv.source.merge(d)
             if bucketed:
                 tv.source_buckets[p] = d
-    result.seconds_source = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for t in loader.tables:
-        tv = result.tables[t.table]
-        if bucketed:
-            sql, params = table_sql(t, result.acknowledged).prefix_digest_query(BUCKET_PREFIX)
-            for p, count, total in conn.execute(sql, params).fetchall():
-                # prefix None: child rows whose parent is gone (the diff reports them apart)
-                tv.target_buckets[p] = Digest(int(count), int(total))
-                tv.target.merge(Digest(int(count), int(total)))
-        else:
-            sql, params = table_sql(t, result.acknowledged).digest_query(lo, hi)
-            count, total = conn.execute(sql, params).fetchone()
-            tv.target = Digest(int(count), int(total))
-    result.seconds_target = time.perf_counter() - t0
-    return result
 
 
 def changed_documents(loader: LoaderSpec, source: Source, qindex: QuarantineIndex, result: LoaderVerification,

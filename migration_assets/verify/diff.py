@@ -308,6 +308,21 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
     """Digests of the children (``length`` characters) of the ranges in ``descend``: from the
     documents' digests the verification pass kept, or read and canonicalized again."""
     tables = sorted({t for ts in descend.values() for t in ts})
+    with conn.pipeline():  # PostgreSQL computes its side while this process computes the source's
+        pending = {t: conn.execute(*sqls[t].prefix_digest_query(length, [p for p, ts in descend.items() if t in ts]))
+                   for t in tables}
+        src = _next_level_source(loader, source, qindex, ctx, descend, length, stats, known)
+        tgt: dict[str, dict[str | None, Digest]] = {}
+        for t in tables:
+            tgt[t] = {p: Digest(int(c), int(s)) for p, c, s in pending[t].fetchall()}
+            stats.ranges_hashed_target += len(tgt[t])
+            stats.ranges_hashed_source += len(src[t])
+    return _Level(src, tgt)
+
+
+def _next_level_source(loader, source, qindex, ctx, descend: dict[str, list[str]], length: int, stats: DiffStats,
+                       known: KnownDocuments) -> dict[str, dict[str | None, Digest]]:
+    tables = sorted({t for ts in descend.values() for t in ts})
     src: dict[str, dict[str | None, Digest]] = {t: {} for t in tables}
     # The compiled canon digests every table of a document in one go, as verification does
     # (it falls back to the reference on anything unusual; the two are tested equal).
@@ -332,14 +347,7 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
         for t in descend[parent[child]]:
             if counts[index[t]]:
                 src[t][child] = Digest(counts[index[t]], sums[index[t]])
-    tgt: dict[str, dict[str | None, Digest]] = {}
-    for t in tables:
-        mine = [p for p, ts in descend.items() if t in ts]
-        sql, params = sqls[t].prefix_digest_query(length, mine)
-        tgt[t] = {p: Digest(int(c), int(s)) for p, c, s in conn.execute(sql, params).fetchall()}
-        stats.ranges_hashed_target += len(tgt[t])
-        stats.ranges_hashed_source += len(src[t])
-    return _Level(src, tgt)
+    return src
 
 
 def _compare_leaves(loader, source, conn, qindex, ctx, specs, sqls, leaves: dict[str | None, list[str]],
@@ -349,30 +357,32 @@ def _compare_leaves(loader, source, conn, qindex, ctx, specs, sqls, leaves: dict
     for prefix, ts in leaves.items():
         for t in ts:
             by_table[t].append(prefix)
-    src: dict[str, dict[tuple[str, str], list[list[str]]]] = {t: defaultdict(list) for t in by_table}
-    real = {p: ts for p, ts in leaves.items() if p is not None}
-    for prefix, d in scan_prefixes(source, loader.collection, real, qindex):
-        stats.docs_decoded += 1
-        doc = d.doc
-        if doc is None:
-            continue
-        for t in real[prefix]:
-            for row in expected_rows(loader, specs[t], doc, ctx):
-                src[t][(row.root_key, row.identity)].append(row.values)
-    for t, prefixes in by_table.items():
-        tgt: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
-        ranges = [p for p in prefixes if p is not None]
-        if ranges:
-            sql, params = sqls[t].prefix_rows_query(ranges)
-            for key, ident, values in conn.execute(sql, params).fetchall():
-                tgt[(key, ident)].append(list(values))
-                stats.rows_fetched += 1
-        if None in prefixes:  # child rows whose document row is gone from PostgreSQL
-            sql, _ = sqls[t].rows_query()
-            for key, ident, values in conn.execute(f"{sql} WHERE {sqls[t].key_expr} IS NULL").fetchall():
-                tgt[(ORPHAN, ident)].append(list(values))
-                stats.rows_fetched += 1
-        _compare_rows(specs[t], src[t], tgt, out.tables[t])
+    with conn.pipeline():  # PostgreSQL reads its rows while this process canonicalizes the documents
+        pending: dict[str, list[tuple[psycopg.Cursor, str | None]]] = defaultdict(list)
+        for t, prefixes in by_table.items():
+            ranges = [p for p in prefixes if p is not None]
+            if ranges:
+                pending[t].append((conn.execute(*sqls[t].prefix_rows_query(ranges)), None))
+            if None in prefixes:  # child rows whose document row is gone from PostgreSQL
+                sql, _ = sqls[t].rows_query()
+                pending[t].append((conn.execute(f"{sql} WHERE {sqls[t].key_expr} IS NULL"), ORPHAN))
+        src: dict[str, dict[tuple[str, str], list[list[str]]]] = {t: defaultdict(list) for t in by_table}
+        real = {p: ts for p, ts in leaves.items() if p is not None}
+        for prefix, d in scan_prefixes(source, loader.collection, real, qindex):
+            stats.docs_decoded += 1
+            doc = d.doc
+            if doc is None:
+                continue
+            for t in real[prefix]:
+                for row in expected_rows(loader, specs[t], doc, ctx):
+                    src[t][(row.root_key, row.identity)].append(row.values)
+        for t in by_table:
+            tgt: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
+            for cur, orphan in pending[t]:
+                for key, ident, values in cur.fetchall():
+                    tgt[(orphan or key, ident)].append(list(values))
+                    stats.rows_fetched += 1
+            _compare_rows(specs[t], src[t], tgt, out.tables[t])
 
 
 def _compare_rows(table: TableSpec, src: Mapping[tuple[str, str], list[list[str]]],
