@@ -11,25 +11,49 @@ from typing import Any
 import psycopg
 
 from migration_assets.specs.kinds import Json
-from migration_assets.specs.model import LoaderSpec, TableSpec
+from migration_assets.specs.model import Column, LoaderSpec, TableSpec
 
 Rows = dict[str, list[dict[str, Any]]]
 
 
+class RefJoins:
+    """A table's references read as the referenced rows' legacy ids: each referenced table
+    LEFT JOINed once per column, as it is first asked for (aliases ``j0``, ``j1`` …), to the
+    table aliased ``t``. The verification's SQL canonical and the reverse sync's rows share it."""
+
+    def __init__(self) -> None:
+        self.alias_for: dict[str, str] = {}
+        self.joins: list[str] = []
+
+    def legacy_id(self, column: Column) -> str:
+        """The legacy id of the row ``column`` references (NULL for none, or a dangling one)."""
+        if column.name not in self.alias_for:
+            alias = self.alias_for[column.name] = f"j{len(self.alias_for)}"
+            self.joins.append(f" LEFT JOIN public.{column.ref_table} {alias} ON {alias}.id = t.{column.name}")
+        return f"{self.alias_for[column.name]}.legacy_object_id"
+
+    def document_key(self, table: TableSpec) -> str:
+        """The legacy id of the document a row of ``table`` belongs to."""
+        return "t.legacy_object_id" if table.is_root else self.legacy_id(table.column(table.parent_column))
+
+    @property
+    def sql(self) -> str:
+        return "".join(self.joins)
+
+
 def _select(table: TableSpec) -> tuple[str, list[str]]:
     """The statement of ``table``'s rows of given documents: (key, columns...)."""
-    cols, joins, alias_for = [], [], {}
+    refs = RefJoins()
+    cols = []
     for c in table.columns:
         if c.ref_table:
-            alias = alias_for.setdefault(c.name, f"j{len(alias_for)}")
-            joins.append(f" LEFT JOIN public.{c.ref_table} {alias} ON {alias}.id = t.{c.name}")
-            cols.append(f"{alias}.legacy_object_id")
+            cols.append(refs.legacy_id(c))
         elif isinstance(c.kind, Json):
             cols.append(f"t.{c.name}::text")  # parsed with exact decimals, not floats
         else:
             cols.append(f"t.{c.name}")
-    key = "t.legacy_object_id" if table.is_root else f"{alias_for[table.parent_column]}.legacy_object_id"
-    sql = f"SELECT {key}, {', '.join(cols)} FROM public.{table.table} t{''.join(joins)} WHERE {key} = ANY(%s)"
+    key = refs.document_key(table)
+    sql = f"SELECT {key}, {', '.join(cols)} FROM public.{table.table} t{refs.sql} WHERE {key} = ANY(%s)"
     return sql, [c.name for c in table.columns]
 
 

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from migration_assets.specs.kinds import Ref, Reject, legacy_hex
 from migration_assets.specs.model import MISSING, Column, LoaderSpec, TableSpec, resolve_source
+from migration_assets.target.aggregates import RefJoins
 
 
 def hash60(text: str) -> int:
@@ -258,25 +259,16 @@ def object_id_bounds(prefix: str) -> tuple[str, str | None] | None:
 def table_sql(table: TableSpec, exclude: Collection[str] = ()) -> TableSQL:
     """SQL rendering of ``table``'s canonical projection; ``exclude``: documents (legacy ids)
     left out on this side as they are on the other (acknowledged ledger conflicts)."""
-    joins: list[str] = []
-    alias_for: dict[str, str] = {}
+    refs = RefJoins()
 
     def expr(column: Column) -> str:
         if isinstance(column.kind, Ref) and column.ref_table:
-            if column.name not in alias_for:
-                alias = f"j{len(alias_for)}"
-                alias_for[column.name] = alias
-                joins.append(f" LEFT JOIN public.{column.ref_table} {alias} ON {alias}.id = t.{column.name}")
-            return column.kind.canon_sql(f"{alias_for[column.name]}.legacy_object_id")
+            return column.kind.canon_sql(refs.legacy_id(column))
         return column.kind.canon_sql(f"t.{column.name}")
 
     column_exprs = [expr(c) for c in table.hashed_columns]
     identity_exprs = [expr(table.column(n)) for n in identity_columns(table)]
-    if table.is_root:
-        key_expr = "t.legacy_object_id"
-    else:
-        expr(table.column(table.parent_column))  # make sure the parent is joined
-        key_expr = f"{alias_for[table.parent_column]}.legacy_object_id"
+    key_expr = refs.document_key(table)
     relation = f"public.{table.table}"
     if exclude:
         ids = sql.Literal(sorted(exclude)).as_string(None)
@@ -284,6 +276,6 @@ def table_sql(table: TableSpec, exclude: Collection[str] = ()) -> TableSQL:
                     if table.is_root else
                     f"(SELECT c.* FROM public.{table.table} c JOIN public.{table.column(table.parent_column).ref_table} "
                     f"p ON p.id = c.{table.parent_column} WHERE p.legacy_object_id <> ALL({ids}::text[]))")
-    from_sql = f"{relation} t" + "".join(joins)
+    from_sql = f"{relation} t{refs.sql}"
     identity_expr = "concat_ws('/', " + ", ".join(identity_exprs) + ")"
     return TableSQL(table, from_sql, key_expr, identity_expr, column_exprs)
