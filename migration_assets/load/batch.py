@@ -93,8 +93,7 @@ class BatchStep:
         # A fresh load that starts with no pending deferred reference for its tables only ever
         # holds entries its own batches added, for documents that hold the reference and that
         # no later batch repeats (a repeated _id is rejected): no batch has entries to clear.
-        self.clears_deferred = not fresh or (not dry and any(c.deferred for t in loader.tables for c in t.columns)
-                                             and bk.has_deferred(conn, loader))
+        self.clears_deferred = not fresh or (not dry and bk.has_deferred(conn, loader))
 
     # --- stages -----------------------------------------------------------------------------
 

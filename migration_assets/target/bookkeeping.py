@@ -334,7 +334,10 @@ def upsert_deferred(conn: psycopg.Connection, items: Sequence[tuple[str, str, uu
 
 
 def has_deferred(conn: psycopg.Connection, loader: LoaderSpec) -> bool:
-    """Whether any pending deferred reference names one of the loader's tables."""
+    """Whether any pending deferred reference names one of the loader's tables (none can,
+    without a deferred column: then nothing is asked)."""
+    if not any(c.deferred for t in loader.tables for c in t.columns):
+        return False
     return conn.execute("SELECT EXISTS (SELECT 1 FROM migration.deferred_refs WHERE target_table = ANY(%s))",
                         [list(loader.table_names)]).fetchone()[0]
 

@@ -311,7 +311,7 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
     with conn.pipeline():  # PostgreSQL computes its side while this process computes the source's
         pending = {t: conn.execute(*sqls[t].prefix_digest_query(length, [p for p, ts in descend.items() if t in ts]))
                    for t in tables}
-        src = _next_level_source(loader, source, qindex, ctx, descend, length, stats, known)
+        src = _next_level_source(loader, source, qindex, ctx, tables, descend, length, stats, known)
         tgt: dict[str, dict[str | None, Digest]] = {}
         for t in tables:
             tgt[t] = {p: Digest(int(c), int(s)) for p, c, s in pending[t].fetchall()}
@@ -320,9 +320,8 @@ def _next_level(loader, source, conn, qindex, ctx, specs, sqls, descend: dict[st
     return _Level(src, tgt)
 
 
-def _next_level_source(loader, source, qindex, ctx, descend: dict[str, list[str]], length: int, stats: DiffStats,
-                       known: KnownDocuments) -> dict[str, dict[str | None, Digest]]:
-    tables = sorted({t for ts in descend.values() for t in ts})
+def _next_level_source(loader, source, qindex, ctx, tables: list[str], descend: dict[str, list[str]], length: int,
+                       stats: DiffStats, known: KnownDocuments) -> dict[str, dict[str | None, Digest]]:
     src: dict[str, dict[str | None, Digest]] = {t: {} for t in tables}
     # The compiled canon digests every table of a document in one go, as verification does
     # (it falls back to the reference on anything unusual; the two are tested equal).

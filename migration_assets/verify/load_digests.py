@@ -123,16 +123,17 @@ class LoadDigests:
                 unmapped: Unmapped) -> dict[str, Any]:
         """What commits with the batch: the written documents' digests per prefix (the others'
         row counts, listed), the census, the written documents that cannot map."""
-        quarantined: list[list[Any]] = []  # [key, fate, rows per table (None: undecodable)]
-        for raw, fate in zip(raws, fates, strict=True):
-            if fate is None:
-                continue
-            out = digest_documents({}, compile_canon(self.loader), [raw], self.ctx, BUCKET_PREFIX)
-            ((prefix, (counts, sums)),) = out.items()
+        gone = [raw for raw, fate in zip(raws, fates, strict=True) if fate is not None]
+        for prefix, (counts, sums) in digest_documents({}, compile_canon(self.loader), gone, self.ctx,
+                                                       BUCKET_PREFIX).items():
             bucket = buckets[prefix]
             for i in range(len(counts)):
                 bucket[0][i] -= counts[i]
                 bucket[1][i] -= sums[i]
+        quarantined: list[list[Any]] = []  # [key, fate, rows per table (None: undecodable)]
+        for raw, fate in zip(raws, fates):
+            if fate is None:
+                continue
             key = raw_key(raw)
             try:
                 doc = decode(raw)
