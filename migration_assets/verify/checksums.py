@@ -76,6 +76,7 @@ class LoaderVerification:
     quarantined_docs: int = 0
     tables: dict[str, TableVerification] = field(default_factory=dict)
     seconds_source: float = 0.0
+    # PostgreSQL's side runs while the source side is read: this is what was left to wait for
     seconds_target: float = 0.0
     context: Mapping = field(default_factory=dict)  # the loader context the source side used
     census: Census = field(default_factory=Census)  # every document's field paths, taken in the same pass
